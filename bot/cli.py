@@ -1,0 +1,121 @@
+"""`rollback-bot` commands. Errors a person can fix are one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from actions.model import Runbook
+from actions.runbook import RunbookError, check_runbook, load_runbook
+from bot.settings import Settings, SettingsError, load_settings
+
+EXIT_PROBLEMS, EXIT_SETTINGS = 1, 2
+
+
+class Stop(Exception):
+    """Stop with this one-line message and exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_PROBLEMS) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand and its options."""
+    parser = argparse.ArgumentParser(prog="rollback-bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve Slack (Socket Mode if SLACK_APP_TOKEN is set)")
+    serve.add_argument("--http", action="store_true", help="force HTTP mode")
+    serve.add_argument("--port", type=int, help="HTTP port (default: $PORT or 3000)")
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP bind address (default 0.0.0.0)")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    runbook = sub.add_parser("runbook", help="runbook tools")
+    runbook_sub = runbook.add_subparsers(dest="runbook_command", required=True)
+    check = runbook_sub.add_parser("check", help="validate a runbook; exit 1 on problems")
+    check.add_argument("file", nargs="?", type=Path)
+    rehearse = sub.add_parser("rehearse", help="dry run: print each step's command, check backups")
+    rehearse.add_argument("scenario")
+    sub.add_parser("backup", help="run the runbook's backup steps now")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return _run(args, settings)
+    except SettingsError as error:
+        print(f"rollback-bot: setting {error}", file=sys.stderr)
+        return EXIT_SETTINGS
+    except Stop as stop:
+        print(f"rollback-bot: {stop}", file=sys.stderr)
+        return stop.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "runbook":
+        return _check(args.file or settings.runbook_path)
+    if args.command == "migrate":
+        from bot.database import migrate
+
+        applied = asyncio.run(migrate(database_dsn(settings)))
+        print(
+            f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
+        )
+        return 0
+    if args.command == "serve":
+        from bot.serve import serve
+
+        runbook = load_or_stop(settings.runbook_path)
+        http = args.http or not settings.socket_mode
+        settings.require_serving(http=http)
+        return serve(settings, runbook, database_dsn(settings), http=http,
+                     host=args.host, port=args.port or settings.port)  # fmt: skip
+    from bot import offline
+
+    runbook = load_or_stop(settings.runbook_path)
+    if args.command == "rehearse":
+        return offline.rehearse(settings, runbook, database_dsn(settings), args.scenario)
+    return offline.backup(settings, runbook, database_dsn(settings))
+
+
+def _check(path: Path) -> int:
+    problems = check_runbook(path)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {path}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"{path}: ok")
+    return 0
+
+
+def load_or_stop(path: Path) -> Runbook:
+    """The validated runbook, or Stop listing every problem."""
+    try:
+        return load_runbook(path)
+    except RunbookError as error:
+        raise Stop(f"the runbook has problems; nothing was started.\n{error}") from None
+
+
+def database_dsn(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL under ROLLBACK_DATA_DIR (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    from bot.database import embedded_dsn
+
+    try:
+        return embedded_dsn(settings.data_dir)
+    except Exception as error:  # pgserver's errors are many and varied
+        raise Stop(f"could not start the embedded PostgreSQL under {settings.data_dir}: {error}. "
+                   "Set DATABASE_URL to use another server.") from None  # fmt: skip

@@ -1,0 +1,84 @@
+"""The `/rollback` slash command: parse, acknowledge, hand off, answer privately."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+
+from bot import answers, views, workflow
+from bot.guard import answer_safely
+from bot.incidents import Event
+from bot.parsing import Command, ParseError, parse_command
+from bot.services import Refusal, Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Attach the `/rollback` handler."""
+    scenario_keys = [s.key for s in services.runbook.scenarios]
+
+    @app.command("/rollback")
+    async def rollback(ack, command, respond, client) -> None:
+        user, channel = command.get("user_id"), command.get("channel_id")
+        try:
+            if not user or not channel:
+                raise ParseError("This request has no user or channel; Slack always sends both.")
+            parsed = parse_command(command.get("text") or "", scenario_keys)
+        except ParseError as error:
+            await ack(response_type="ephemeral", text=f":warning: {error}")
+            return
+        if parsed.verb == "help":
+            await ack(response_type="ephemeral", text=answers.help_text(scenario_keys))
+            return
+        if _needs_modal(parsed, services):
+            await ack()
+            view = views.declare_modal(services.runbook, channel=channel, preset=parsed)
+            await answer_safely(respond, client.views_open(trigger_id=command["trigger_id"],
+                                                           view=view))  # fmt: skip
+            return
+        await ack()
+        await answer_safely(respond, _dispatch(services, parsed, user, channel, command))
+
+
+def _needs_modal(parsed: Command, services: Services) -> bool:
+    """`declare` alone, or a CRITICAL/HIGH declare that must still pick among scenarios."""
+    if parsed.verb != "declare":
+        return False
+    if parsed.severity is None:
+        return True
+    return (
+        parsed.severity in ("critical", "high")
+        and parsed.scenario is None
+        and len(services.runbook.scenarios) > 1
+    )
+
+
+async def _dispatch(services: Services, parsed: Command, user: str, channel: str, command) -> str:
+    verb = parsed.verb
+    if verb == "declare":
+        return await workflow.declare(
+            services, channel=channel, user=user, severity=parsed.severity,
+            scenario=parsed.scenario, summary=parsed.text, detected_at=parsed.detected_at,
+            response_url=command.get("response_url"),
+        )  # fmt: skip
+    if verb in ("resolve", "cancel"):
+        event = Event.RESOLVE if verb == "resolve" else Event.CANCEL
+        return await workflow.close(
+            services, incident_id=parsed.incident_id, channel=channel, user=user,
+            note=parsed.text, event=event,
+        )  # fmt: skip
+    if verb == "escalate":
+        return await workflow.escalate(
+            services, incident_id=parsed.incident_id, user=user, severity=parsed.severity,
+            scenario=parsed.scenario,
+        )  # fmt: skip
+    if verb == "status":
+        return await answers.status(services, incident_id=parsed.incident_id, channel=channel)
+    if verb == "history":
+        return await answers.history(services)
+    handler = services.extra.get(f"command:{verb}")
+    if handler is not None:
+        return await handler(services, parsed, user=user, channel=channel)
+    raise Refusal(f"`/rollback {verb}` is not available in this version yet.")

@@ -1,0 +1,83 @@
+"""PostgreSQL: the embedded server when no DSN is given, the pool, and migrations."""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 7_100_001  # advisory lock key: one process migrates at a time
+EMBEDDED_DATABASE = "rollback_bot"
+
+
+def embedded_dsn(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL under data_dir and return its DSN."""
+    import pgserver  # imported here: only needed without DATABASE_URL
+
+    pgdata = data_dir / "postgres"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    embedded_dsn.server = server  # keep the handle for the life of the process
+    exists = server.psql(f"select 1 from pg_database where datname = '{EMBEDDED_DATABASE}';")
+    if "(1 row)" not in exists:
+        server.psql(f"create database {EMBEDDED_DATABASE};")
+    return server.get_uri(EMBEDDED_DATABASE)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
+    """A connection pool whose json/jsonb columns read and write Python objects."""
+    return await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+
+
+def _migration_files() -> list[tuple[int, str, str]]:
+    folder = resources.files("bot") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            number = int(entry.name.split("_", 1)[0])
+            found.append((number, entry.name, entry.read_text()))
+    return sorted(found)
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply pending numbered migrations under an advisory lock; return the names applied."""
+    conn = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        await conn.execute("select pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                "create table if not exists schema_migrations ("
+                " number int primary key, name text not null,"
+                " applied_at timestamptz not null default now())"
+            )
+            done = {r["number"] for r in await conn.fetch("select number from schema_migrations")}
+            for number, name, sql in _migration_files():
+                if number in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "insert into schema_migrations (number, name) values ($1, $2)",
+                        number,
+                        name,
+                    )
+                log.info("applied migration %s", name)
+                applied.append(name)
+        finally:
+            await conn.execute("select pg_advisory_unlock($1)", MIGRATION_LOCK)
+    finally:
+        await conn.close()
+    return applied

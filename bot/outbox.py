@@ -1,0 +1,239 @@
+"""Messages the bot owes Slack: written in the caller's transaction, delivered in order, once.
+
+Writers call `post` / `update` inside the transaction that changes state, so a message is owed
+exactly when the change happened. Every process runs a `Sender`; a per-channel advisory lock
+makes one of them deliver a channel's messages, oldest first. Edits still waiting for the same
+message are coalesced: only the newest content is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import aiohttp
+import asyncpg
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+CHANNEL_LOCK_CLASS = 7_100_002  # advisory lock key space: one deliverer per channel
+NOTIFY_CHANNEL = "rollback_outbox"
+# Slack errors that retrying cannot fix: the message is given up and the reason logged.
+PERMANENT_ERRORS = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long",
+    "message_not_found", "cant_update_message", "edit_window_closed", "invalid_arguments",
+    "no_text", "restricted_action", "too_many_attachments", "invalid_auth", "not_authed",
+    "account_inactive", "token_revoked", "missing_scope", "thread_missing",
+})  # fmt: skip
+
+
+async def post(
+    conn: asyncpg.Connection,
+    *,
+    channel: str,
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
+    key: str | None = None,
+    thread_key: str | None = None,
+    failure_response_url: str | None = None,
+) -> str:
+    """Owe a new message (in a thread when thread_key names its root); return its key."""
+    key = key or f"m/{uuid.uuid4().hex}"
+    await conn.execute(
+        "insert into messages (key, channel, thread_key) values ($1, $2, $3)",
+        key, channel, thread_key,
+    )  # fmt: skip
+    payload = {"text": text, "blocks": blocks, "failure_response_url": failure_response_url}
+    await _enqueue(conn, key=key, op="post", payload=payload)
+    return key
+
+
+async def update(
+    conn: asyncpg.Connection, *, key: str, text: str, blocks: list[dict[str, Any]] | None = None
+) -> None:
+    """Owe an edit of the message `key` (posted earlier, or still owed)."""
+    await _enqueue(conn, key=key, op="update", payload={"text": text, "blocks": blocks})
+
+
+async def _enqueue(conn: asyncpg.Connection, *, key: str, op: str, payload: dict) -> None:
+    await conn.execute(
+        "insert into outbox (message_key, op, payload) values ($1, $2, $3)", key, op, payload
+    )
+    await conn.execute("select pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+async def owed_count(conn: asyncpg.Connection) -> int:
+    """How many outbox rows are still undelivered."""
+    return await conn.fetchval("select count(*) from outbox where done_at is null")
+
+
+class Sender:
+    """Delivers owed messages; one per process, safe to run in many processes at once."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: AsyncWebClient,
+        *,
+        min_interval: float = 1.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.pool, self.client = pool, client
+        self.min_interval, self.poll_interval = min_interval, poll_interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for owed messages now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled; LISTEN wakes it when any process owes something."""
+        listener = None
+        try:
+            listener = await self.pool.acquire()
+            await listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        except (OSError, asyncpg.PostgresError):
+            log.warning("outbox: no LISTEN connection; polling only")
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.deliver_all()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    log.warning("outbox: database unavailable (%s); will retry", error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await self.pool.release(listener)
+
+    async def deliver_all(self) -> None:
+        """Deliver every channel's due messages, channels in parallel."""
+        async with self.pool.acquire() as conn:
+            channels = await conn.fetch(
+                "select distinct m.channel from outbox o join messages m on m.key = o.message_key"
+                " where o.done_at is null and o.not_before <= now()"
+            )
+        await asyncio.gather(*(self._deliver_channel(r["channel"]) for r in channels))
+
+    async def _deliver_channel(self, channel: str) -> None:
+        async with self.pool.acquire() as conn:
+            locked = await conn.fetchval(
+                "select pg_try_advisory_lock($1, hashtext($2))", CHANNEL_LOCK_CLASS, channel
+            )
+            if not locked:
+                return  # another process is delivering this channel
+            try:
+                while (row := await _head(conn, channel)) is not None:
+                    if not await self._deliver(conn, row):
+                        break
+                    if self.min_interval:
+                        await asyncio.sleep(self.min_interval)
+            finally:
+                await conn.execute(
+                    "select pg_advisory_unlock($1, hashtext($2))", CHANNEL_LOCK_CLASS, channel
+                )
+
+    async def _deliver(self, conn: asyncpg.Connection, row: asyncpg.Record) -> bool:
+        """Send one message's newest content; False means stop this channel for now."""
+        key = row["message_key"]
+        latest = await conn.fetchrow(
+            "select id, payload from outbox where message_key = $1 and done_at is null"
+            " order by id desc limit 1",
+            key,
+        )
+        payload = latest["payload"]
+        try:
+            if row["ts"] is None:
+                ts = await self._post(conn, row, payload)
+                await conn.execute(
+                    "update messages set ts = $2, posted_at = now() where key = $1", key, ts
+                )
+            else:
+                await self.client.chat_update(
+                    channel=row["channel"], ts=row["ts"], text=payload["text"],
+                    blocks=payload["blocks"] or [],
+                )  # fmt: skip
+        except SlackApiError as error:
+            code = error.response.get("error", "unknown_error")
+            if code not in PERMANENT_ERRORS:
+                return await _postpone(conn, row, code)
+            log.error("outbox: Slack refused %s %s: %s; giving it up", row["op"], key, code)
+            await _close(conn, key, latest["id"], f"failed: {code}")
+            await _tell_requester(payload, code)
+            return True
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            return await _postpone(conn, row, type(error).__name__)
+        await _close(conn, key, latest["id"], "sent")
+        return True
+
+    async def _post(self, conn: asyncpg.Connection, row: asyncpg.Record, payload: dict) -> str:
+        thread_ts = None
+        if row["thread_key"]:
+            thread_ts = await conn.fetchval(
+                "select ts from messages where key = $1", row["thread_key"]
+            )
+            if thread_ts is None:
+                raise SlackApiError("thread root was never posted", {"error": "thread_missing"})
+        response = await self.client.chat_postMessage(
+            channel=row["channel"], text=payload["text"], blocks=payload["blocks"],
+            thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
+            metadata={"event_type": "rollback_bot_message",
+                      "event_payload": {"key": row["message_key"]}},
+        )  # fmt: skip
+        return response["ts"]
+
+
+async def _head(conn: asyncpg.Connection, channel: str) -> asyncpg.Record | None:
+    """The channel's oldest owed row, if it is due."""
+    return await conn.fetchrow(
+        "select o.id, o.message_key, o.op, o.attempts, m.channel, m.thread_key, m.ts"
+        " from outbox o join messages m on m.key = o.message_key"
+        " where m.channel = $1 and o.done_at is null and o.not_before <= now()"
+        " and not exists (select 1 from outbox e join messages em on em.key = e.message_key"
+        "   where em.channel = $1 and e.done_at is null and e.id < o.id and e.not_before > now())"
+        " order by o.id limit 1",
+        channel,
+    )
+
+
+async def _close(conn: asyncpg.Connection, key: str, up_to: int, outcome: str) -> None:
+    await conn.execute(
+        "update outbox set done_at = now(), outcome = $3"
+        " where message_key = $1 and id <= $2 and done_at is null",
+        key, up_to, outcome,
+    )  # fmt: skip
+
+
+async def _postpone(conn: asyncpg.Connection, row: asyncpg.Record, reason: str) -> bool:
+    delay = min(60, 2 ** min(row["attempts"], 6))
+    log.warning("outbox: %s %s not delivered (%s); retry in %ss", row["op"], row["message_key"],
+                reason, delay)  # fmt: skip
+    await conn.execute(
+        "update outbox set attempts = attempts + 1, last_error = $2,"
+        " not_before = now() + make_interval(secs => $3) where id = $1",
+        row["id"], reason, float(delay),
+    )  # fmt: skip
+    return False
+
+
+async def _tell_requester(payload: dict, code: str) -> None:
+    """When a message that someone asked for can't be posted, tell them why, privately."""
+    url = payload.get("failure_response_url")
+    if not url:
+        return
+    advice = {
+        "not_in_channel": "Invite me to this channel (`/invite @rollback-bot`), then try again.",
+        "channel_not_found": "I can't see this channel. Invite me to it, then try again.",
+        "is_archived": "This channel is archived. Use another channel.",
+    }.get(code, "Check the bot's logs; the incident is recorded but its thread is not in Slack.")
+    text = f":warning: I couldn't post in this channel ({code}). {advice}"
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+        async with aiohttp.ClientSession() as session:
+            await session.post(url, json={"response_type": "ephemeral", "text": text}, timeout=5)

@@ -1,0 +1,127 @@
+"""One running bot process: pool, Slack client, Bolt app, outbox sender, scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import asyncpg
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from actions.model import Runbook
+from bot import buttons, commands, views, workflow
+from bot.database import create_pool
+from bot.outbox import Sender
+from bot.scheduler import DeadlineScheduler
+from bot.services import Services
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+DRAIN_SECONDS = 10.0
+
+
+def make_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client: SLACK_API_URL, and slack_sdk's retry handlers (429, 5xx, resets)."""
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=15,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def create_bolt_app(settings: Settings, services: Services, client: AsyncWebClient) -> AsyncApp:
+    """The Bolt app with every Slack surface registered; nothing runs at import time."""
+    app = AsyncApp(
+        client=client,
+        signing_secret=settings.slack_signing_secret or "socket-mode-needs-no-secret",
+        request_verification_enabled=not settings.socket_mode or bool(
+            settings.slack_signing_secret),
+        process_before_response=False,
+    )  # fmt: skip
+    for module in (commands, buttons, views):
+        module.register(app, services)
+
+    @app.event("app_home_opened")
+    async def home_opened(ack) -> None:  # the Home tab arrives with the communications work
+        await ack()
+
+    return app
+
+
+@dataclass
+class Runtime:
+    """Everything one process holds while it serves."""
+
+    settings: Settings
+    runbook: Runbook
+    pool: asyncpg.Pool
+    client: AsyncWebClient
+    services: Services
+    bolt: AsyncApp
+    sender: Sender
+    scheduler: DeadlineScheduler
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def healthy(self) -> bool:
+        """True when the database answers (the runbook was validated at start-up)."""
+        try:
+            async with asyncio.timeout(2):
+                async with self.pool.acquire() as conn:
+                    await conn.fetchval("select 1")
+            return True
+        except Exception:
+            return False
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterator[Runtime]:
+    """Open the pool, start background work; on exit, deliver what is owed, then close."""
+    pool = await create_pool(dsn)
+    client = make_client(settings)
+    process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    services = Services(pool=pool, runbook=runbook, process_id=process_id)
+
+    async def members_of(group: str) -> set[str]:
+        response = await client.usergroups_users_list(usergroup=group)
+        return set(response.get("users") or [])
+
+    services.members_of = members_of
+    scheduler = DeadlineScheduler(
+        pool, lambda deadline_id: workflow.fire_deadline(services, deadline_id=deadline_id),
+        sync_interval=settings.sync_interval,
+    )  # fmt: skip
+    services.schedule_deadline = scheduler.add
+    sender = Sender(pool, client, min_interval=settings.slack_min_interval, poll_interval=1.0)
+    runtime = Runtime(settings, runbook, pool, client, services,
+                      create_bolt_app(settings, services, client), sender, scheduler)  # fmt: skip
+    scheduler.start()
+    runtime.tasks.append(asyncio.create_task(sender.run(), name="outbox-sender"))
+    log.info("process %s ready", process_id)
+    try:
+        yield runtime
+    finally:
+        scheduler.shutdown()
+        for task in runtime.tasks:
+            task.cancel()
+        await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await sender.deliver_all()  # what is still owed goes out before we exit
+        await pool.close()

@@ -1,0 +1,41 @@
+"""What the handlers and workflows share: the pool, the runbook, and the hand-off hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from actions.model import Runbook
+
+
+class Refusal(Exception):
+    """A request we won't carry out; str() tells the person what happened and what to do."""
+
+
+async def _no_members(group_id: str) -> set[str]:
+    return set()
+
+
+def _ignore(*_args: object) -> None:
+    return None
+
+
+@dataclass
+class Services:
+    """Built once per process by the web/socket entry point; nothing global."""
+
+    pool: asyncpg.Pool
+    runbook: Runbook
+    process_id: str
+    members_of: Callable[[str], Awaitable[set[str]]] = _no_members  # user group -> user IDs
+    schedule_deadline: Callable[[asyncpg.Record], None] = _ignore
+    run_queued: Callable[[int], None] = _ignore  # the one hand-off to the runner
+    scenario_refusal: Callable[..., Awaitable[str | None]] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def scenario_title(self, key: str | None) -> str:
+        """The runbook's title for a scenario key ('' when unknown or None)."""
+        scenario = self.runbook.scenario(key) if key else None
+        return scenario.title if scenario else ""

@@ -1,0 +1,208 @@
+"""Every SQL statement about incidents, approvals, deadlines and the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from bot.incidents import CLOSED_STATES, Event, InvalidTransition, State, next_state
+
+Record = asyncpg.Record
+_OPEN = tuple(s.value for s in CLOSED_STATES)
+
+
+async def insert_incident(
+    conn: asyncpg.Connection,
+    *,
+    channel: str,
+    severity: str,
+    scenario: str | None,
+    summary: str,
+    declared_by: str,
+    detected_at: datetime | None,
+) -> Record:
+    """Create the incident in its first state and write the `declare` audit row."""
+    state = next_state(None, Event.DECLARE)
+    incident = await conn.fetchrow(
+        "insert into incidents (channel, severity, scenario, summary, state, declared_by,"
+        " detected_at) values ($1, $2, $3, $4, $5, $6, $7) returning *",
+        channel, severity, scenario, summary, state.value, declared_by, detected_at,
+    )  # fmt: skip
+    await record_event(
+        conn, incident_id=incident["id"], actor=declared_by, kind=Event.DECLARE,
+        to_state=state, detail={"severity": severity, "scenario": scenario},
+    )  # fmt: skip
+    return incident
+
+
+async def record_event(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: int | None,
+    actor: str,
+    kind: str,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    run_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Record:
+    """Append one row to the audit log."""
+    return await conn.fetchrow(
+        "insert into events (incident_id, run_id, actor, kind, from_state, to_state, detail)"
+        " values ($1, $2, $3, $4, $5, $6, $7) returning *",
+        incident_id, run_id, actor, str(kind), from_state and str(from_state),
+        to_state and str(to_state), detail or {},
+    )  # fmt: skip
+
+
+async def lock_incident(conn: asyncpg.Connection, *, incident_id: int) -> Record | None:
+    """The incident row, locked for this transaction (serialises changes across processes)."""
+    return await conn.fetchrow("select * from incidents where id = $1 for update", incident_id)
+
+
+async def get_incident(conn: asyncpg.Connection, *, incident_id: int) -> Record | None:
+    """The incident row, or None."""
+    return await conn.fetchrow("select * from incidents where id = $1", incident_id)
+
+
+async def apply_transition(
+    conn: asyncpg.Connection,
+    *,
+    incident: Record,
+    event: Event,
+    actor: str,
+    detail: dict[str, Any] | None = None,
+    **changes: Any,
+) -> Record:
+    """Move a locked incident by `event` (raises InvalidTransition), with its audit row."""
+    old = State(incident["state"])
+    new = next_state(old, event)
+    columns = {"state": new.value, **changes}
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, 2))
+    updated = await conn.fetchrow(
+        f"update incidents set {assignments} where id = $1 returning *",
+        incident["id"], *columns.values(),
+    )  # fmt: skip
+    await record_event(
+        conn, incident_id=incident["id"], actor=actor, kind=event, from_state=old,
+        to_state=new, detail=detail,
+    )  # fmt: skip
+    return updated
+
+
+async def open_incidents(conn: asyncpg.Connection, *, channel: str | None = None) -> list[Record]:
+    """Incidents not resolved or cancelled, newest first; in one channel when given."""
+    return await conn.fetch(
+        "select * from incidents where state <> all($1::text[])"
+        " and ($2::text is null or channel = $2) order by id desc",
+        list(_OPEN), channel,
+    )  # fmt: skip
+
+
+async def recent_incidents(conn: asyncpg.Connection, *, limit: int = 10) -> list[Record]:
+    """The latest incidents, newest first."""
+    return await conn.fetch("select * from incidents order by id desc limit $1", limit)
+
+
+async def insert_approval(
+    conn: asyncpg.Connection, *, incident_id: int, scenario: str, reason: str, expires_after: float
+) -> Record:
+    """A pending approval request that expires `expires_after` seconds from now."""
+    return await conn.fetchrow(
+        "insert into approvals (incident_id, scenario, reason, expires_at)"
+        " values ($1, $2, $3, now() + make_interval(secs => $4)) returning *",
+        incident_id, scenario, reason, expires_after,
+    )  # fmt: skip
+
+
+async def get_approval(conn: asyncpg.Connection, *, approval_id: int) -> Record | None:
+    """The approval row, or None."""
+    return await conn.fetchrow("select * from approvals where id = $1", approval_id)
+
+
+async def pending_approval(conn: asyncpg.Connection, *, incident_id: int) -> Record | None:
+    """The incident's pending approval request, if any."""
+    return await conn.fetchrow(
+        "select * from approvals where incident_id = $1 and state = 'pending'", incident_id
+    )
+
+
+async def claim_approval(
+    conn: asyncpg.Connection, *, approval_id: int, to_state: str, actor: str | None
+) -> Record | None:
+    """Decide a pending, unexpired request atomically; None when someone/something was first."""
+    unexpired = "and expires_at > now()" if to_state in ("approved", "rejected") else ""
+    return await conn.fetchrow(
+        "update approvals set state = $2, decided_by = $3, decided_at = now()"
+        f" where id = $1 and state = 'pending' {unexpired} returning *",
+        approval_id, to_state, actor,
+    )  # fmt: skip
+
+
+async def insert_deadline(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: int,
+    kind: str,
+    due_in: float,
+    ref_id: int | None = None,
+) -> Record:
+    """A deadline `due_in` seconds from now."""
+    return await conn.fetchrow(
+        "insert into deadlines (incident_id, kind, ref_id, due_at)"
+        " values ($1, $2, $3, now() + make_interval(secs => $4)) returning *",
+        incident_id, kind, ref_id, due_in,
+    )  # fmt: skip
+
+
+async def cancel_deadlines(conn: asyncpg.Connection, *, incident_id: int, kind: str) -> int:
+    """Cancel the incident's pending deadlines of this kind; return how many."""
+    result = await conn.execute(
+        "update deadlines set cancelled_at = now() where incident_id = $1 and kind = $2"
+        " and fired_at is null and cancelled_at is null",
+        incident_id, kind,
+    )  # fmt: skip
+    return int(result.split()[-1])
+
+
+async def pending_deadlines(conn: asyncpg.Connection) -> list[Record]:
+    """Deadlines neither fired nor cancelled."""
+    return await conn.fetch(
+        "select * from deadlines where fired_at is null and cancelled_at is null order by due_at"
+    )
+
+
+async def claim_deadline(
+    conn: asyncpg.Connection, *, deadline_id: int, owner: str
+) -> Record | None:
+    """Fire a due deadline at most once across processes: the UPDATE is the claim."""
+    return await conn.fetchrow(
+        "update deadlines set fired_at = now(), fired_by = $2 where id = $1 and fired_at is null"
+        " and cancelled_at is null and due_at <= now() returning *",
+        deadline_id, owner,
+    )  # fmt: skip
+
+
+async def insert_run(
+    conn: asyncpg.Connection,
+    *,
+    kind: str,
+    channel: str,
+    requested_by: str,
+    ts: str,
+    total_steps: int,
+    incident_id: int | None = None,
+    approval_id: int | None = None,
+    scenario: str | None = None,
+) -> Record:
+    """A queued run; approval_id is unique, so one approval can never queue two runs."""
+    return await conn.fetchrow(
+        "insert into runs (kind, channel, requested_by, ts, total_steps, incident_id,"
+        " approval_id, scenario) values ($1, $2, $3, $4, $5, $6, $7, $8) returning *",
+        kind, channel, requested_by, ts, total_steps, incident_id, approval_id, scenario,
+    )  # fmt: skip
+
+
+__all__ = ["InvalidTransition"]

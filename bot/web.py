@@ -1,0 +1,51 @@
+"""The aiohttp app for HTTP mode: POST /slack/events and GET /healthz."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_sdk.signature import SignatureVerifier
+
+from actions.model import Runbook
+from bot.runtime import Runtime, running
+from bot.settings import Settings
+
+RUNTIME = web.AppKey("runtime", Runtime)
+MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; refuse anything bigger
+
+
+def build_web_app(settings: Settings, runbook: Runbook, dsn: str) -> web.Application:
+    """Routes plus a cleanup context that owns the runtime for the app's lifetime."""
+    app = web.Application(client_max_size=MAX_BODY)
+
+    async def runtime_ctx(app: web.Application):
+        async with running(settings, runbook, dsn) as runtime:
+            app[RUNTIME] = runtime
+            yield
+
+    app.cleanup_ctx.append(runtime_ctx)
+    app.router.add_post("/slack/events", slack_events)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    """Hand Slack's request to Bolt (which verifies the signature and timestamp)."""
+    runtime = request.app[RUNTIME]
+    try:
+        bolt_request = await to_bolt_request(request)
+    except ValueError:  # a body Bolt can't parse (e.g. `payload=` that is not JSON)
+        body = await request.text()
+        verifier = SignatureVerifier(runtime.settings.slack_signing_secret or "")
+        if not verifier.is_valid_request(body, dict(request.headers)):
+            return web.json_response({"error": "invalid request"}, status=401)
+        return web.json_response({"error": "malformed payload"}, status=400)
+    return await to_aiohttp_response(await runtime.bolt.async_dispatch(bolt_request))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 once the database answers and the runbook is loaded; 503 otherwise."""
+    runtime = request.app.get(RUNTIME)
+    if runtime is not None and await runtime.healthy():
+        return web.json_response({"status": "ok", "runbook": str(runtime.runbook.path)})
+    return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)

@@ -1,0 +1,207 @@
+"""The incident operations behind the commands: each is one transaction, audit row included."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from actions.durations import format_duration
+from bot import blocks, outbox, store
+from bot.approvals import (
+    approval_key,
+    expire,
+    refresh_root,
+    request_approval,
+    root_key,
+    thread_note,
+    withdraw_pending,
+)
+from bot.incidents import Event, InvalidTransition, Severity, State, format_id, policy_for
+from bot.services import Refusal, Services
+
+HIGH_DEADLINE = "high_rollback"
+
+
+async def declare(
+    services: Services,
+    *,
+    channel: str,
+    user: str,
+    severity: Severity,
+    scenario: str | None,
+    summary: str,
+    detected_at: datetime | None,
+    response_url: str | None = None,
+) -> str:
+    """Open an incident in `channel` and apply the severity policy; return the answer."""
+    declarers = services.runbook.policy.declarers
+    if declarers and user not in declarers and not await _in_groups(services, user, declarers):
+        raise Refusal("Only the runbook's declarers may declare incidents. Ask one of them.")
+    decision = policy_for(severity)
+    if decision.needs_scenario and scenario is None:
+        if len(services.runbook.scenarios) != 1:
+            keys = ", ".join(s.key for s in services.runbook.scenarios)
+            raise Refusal(f"A {severity} incident needs a rollback scenario. Say which: {keys}.")
+        scenario = services.runbook.scenarios[0].key
+    async with services.pool.acquire() as conn, conn.transaction():
+        incident = await store.insert_incident(
+            conn, channel=channel, severity=severity.value, scenario=scenario,
+            summary=summary, declared_by=user, detected_at=detected_at,
+        )  # fmt: skip
+        text, root = blocks.incident_root(incident, services.scenario_title(scenario))
+        await outbox.post(
+            conn, channel=channel, text=text, blocks=root, key=root_key(incident["id"]),
+            failure_response_url=response_url,
+        )  # fmt: skip
+        deadlines = await _apply_policy(conn, services, incident, severity, actor=user)
+    for deadline in deadlines:
+        services.schedule_deadline(deadline)
+    return f"Declared {format_id(incident['id'])}. Its thread is the incident's log."
+
+
+async def _apply_policy(conn, services: Services, incident, severity: Severity, *, actor: str):
+    decision = policy_for(severity)
+    if decision.request_approval_now:
+        await store.cancel_deadlines(conn, incident_id=incident["id"], kind=HIGH_DEADLINE)
+        return await request_approval(conn, services, incident, actor=actor, reason=severity.value)
+    if decision.schedule_high_deadline:
+        after = services.runbook.policy.high_rollback_after
+        deadline = await store.insert_deadline(
+            conn, incident_id=incident["id"], kind=HIGH_DEADLINE, due_in=after
+        )
+        await thread_note(
+            conn, incident,
+            f"HIGH: if {format_id(incident['id'])} is not resolved by "
+            f"{blocks.slack_time(deadline['due_at'])} ({format_duration(after)}), I will ask for "
+            f"approval to roll back `{incident['scenario']}`.",
+        )  # fmt: skip
+        return [deadline]
+    return []
+
+
+async def _in_groups(services: Services, user: str, ids) -> bool:
+    for group in (i for i in ids if i.startswith("S")):
+        if user in await services.members_of(group):
+            return True
+    return False
+
+
+async def pick_incident(
+    conn: asyncpg.Connection, *, incident_id: int | None, channel: str, verb: str
+) -> asyncpg.Record:
+    """The named incident, or the channel's only open one; Refusal says what to type."""
+    if incident_id is not None:
+        incident = await store.get_incident(conn, incident_id=incident_id)
+        if incident is None:
+            raise Refusal(
+                f"There is no incident {format_id(incident_id)}. `/rollback history` lists them."
+            )
+        return incident
+    candidates = await store.open_incidents(conn, channel=channel)
+    if not candidates:
+        raise Refusal("There is no open incident in this channel. Name one, like `RB-12`.")
+    if len(candidates) > 1:
+        ids = ", ".join(format_id(i["id"]) for i in candidates[:10])
+        raise Refusal(
+            f"This channel has {len(candidates)} open incidents ({ids}). "
+            f"Say which: `/rollback {verb} {format_id(candidates[0]['id'])}`."
+        )
+    return candidates[0]
+
+
+async def close(
+    services: Services, *, incident_id: int | None, channel: str, user: str, note: str, event: Event
+) -> str:
+    """Resolve or cancel an incident: withdraw its request, cancel its deadlines, say so."""
+    verb = "resolve" if event is Event.RESOLVE else "cancel"
+    async with services.pool.acquire() as conn, conn.transaction():
+        found = await pick_incident(conn, incident_id=incident_id, channel=channel, verb=verb)
+        incident = await store.lock_incident(conn, incident_id=found["id"])
+        rid = format_id(incident["id"])
+        try:
+            changes = {"resolved_at": datetime.now().astimezone(), "resolution_note": note or None}
+            incident = await store.apply_transition(
+                conn, incident=incident, event=event, actor=user, detail={"note": note},
+                **(changes if event is Event.RESOLVE else {}),
+            )  # fmt: skip
+        except InvalidTransition as error:
+            raise Refusal(f"{rid}: {error}.") from None
+        await withdraw_pending(conn, services, incident)
+        for kind in (HIGH_DEADLINE, "approval_expiry"):
+            await store.cancel_deadlines(conn, incident_id=incident["id"], kind=kind)
+        said = f": {blocks.escape(note)}" if note else "."
+        done = "resolved" if event is Event.RESOLVE else "cancelled"
+        await thread_note(conn, incident, f"{blocks.mention(user)} {done} {rid}{said}")
+        await refresh_root(conn, services, incident)
+    return f"{rid} is {done}."
+
+
+async def escalate(
+    services: Services, *, incident_id: int, user: str, severity: Severity, scenario: str | None
+) -> str:
+    """Raise an incident's severity; CRITICAL asks for approval at once, HIGH starts the clock."""
+    async with services.pool.acquire() as conn, conn.transaction():
+        incident = await store.lock_incident(conn, incident_id=incident_id)
+        if incident is None:
+            raise Refusal(f"There is no incident {format_id(incident_id)}.")
+        rid = format_id(incident_id)
+        current = Severity(incident["severity"])
+        retry_critical = current is Severity.CRITICAL and severity is Severity.CRITICAL
+        if severity.rank <= current.rank and not retry_critical:
+            raise Refusal(f"{rid} is already {current}; escalate means a higher severity.")
+        if incident["state"] == State.AWAITING_APPROVAL and severity is Severity.CRITICAL:
+            raise Refusal(f"{rid} already has a rollback request waiting in its thread.")
+        scenario = scenario or incident["scenario"]
+        if policy_for(severity).needs_scenario and scenario is None:
+            keys = ", ".join(s.key for s in services.runbook.scenarios)
+            raise Refusal(
+                f"{rid} has no scenario. Say which: `/rollback escalate {rid} {severity} <{keys}>`."
+            )
+        try:
+            incident = await store.apply_transition(
+                conn, incident=incident, event=Event.ESCALATE, actor=user,
+                detail={"from": current.value, "to": severity.value, "scenario": scenario},
+                severity=severity.value, scenario=scenario,
+            )  # fmt: skip
+        except InvalidTransition as error:
+            raise Refusal(f"{rid}: {error}.") from None
+        await thread_note(
+            conn, incident, f"{blocks.mention(user)} escalated {rid} to {severity.value.upper()}."
+        )
+        deadlines = await _apply_policy(conn, services, incident, severity, actor=user)
+        await refresh_root(conn, services, incident)
+    for deadline in deadlines:
+        services.schedule_deadline(deadline)
+    return f"{rid} is now {severity.value.upper()}."
+
+
+async def fire_deadline(services: Services, *, deadline_id: int) -> bool:
+    """Act on a due deadline if this process claims it first; True when it fired here."""
+    scheduled: list[asyncpg.Record] = []
+    async with services.pool.acquire() as conn, conn.transaction():
+        deadline = await store.claim_deadline(
+            conn, deadline_id=deadline_id, owner=services.process_id
+        )
+        if deadline is None:
+            return False
+        incident = await store.lock_incident(conn, incident_id=deadline["incident_id"])
+        if deadline["kind"] == HIGH_DEADLINE and incident["state"] == State.OPEN:
+            after = format_duration(services.runbook.policy.high_rollback_after)
+            await thread_note(
+                conn,
+                incident,
+                f"⏰ {format_id(incident['id'])} was not resolved "
+                f"within {after}: asking for rollback approval, as the plan says.",
+            )
+            scheduled = await request_approval(
+                conn, services, incident, actor="bot", reason="high_deadline"
+            )
+        elif deadline["kind"] == "approval_expiry":
+            await expire(conn, services, approval_id=deadline["ref_id"], incident=incident)
+    for extra in scheduled:
+        services.schedule_deadline(extra)
+    return True
+
+
+__all__ = ["approval_key", "close", "declare", "escalate", "fire_deadline", "pick_incident"]

@@ -1,0 +1,38 @@
+"""Fixtures for end-to-end tests: a fake Slack, a fresh database, and bot processes."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.e2e.harness import Bot, bot_env, write_runbook
+from tests.fake_slack.server import FakeSlack
+
+
+@pytest.fixture
+async def fake():
+    """A fake Slack Web API on a free port."""
+    async with FakeSlack() as server:
+        yield server
+
+
+@pytest.fixture
+async def start_bot(fresh_database, fake, tmp_path):
+    """start_bot(**runbook_options) -> a healthy bot process; all are killed after the test."""
+    bots: list[Bot] = []
+    runbook_path = tmp_path / "runbook.toml"
+
+    async def start(*, env: dict[str, str] | None = None, rewrite: bool = True, **runbook) -> Bot:
+        if rewrite or not runbook_path.exists():
+            write_runbook(runbook_path, **runbook)
+        environment = bot_env(dsn=fresh_database, fake=fake, runbook=runbook_path,
+                              data_dir=tmp_path / "data", **(env or {}))  # fmt: skip
+        bot = Bot(env=environment, log_path=tmp_path / f"bot{len(bots)}.log")
+        bots.append(bot)
+        return await bot.start()
+
+    start.dsn = fresh_database
+    yield start
+    for bot in bots:
+        await bot.stop(signal.SIGKILL)

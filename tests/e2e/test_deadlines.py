@@ -1,0 +1,80 @@
+"""The HIGH deadline: fires once, at the deadline, across restarts and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from tests.e2e.harness import fetch, posts_in, text_of
+
+CHANNEL = "CHIGH0001"
+DECLARER = "UDECLARE1"
+
+
+async def declare_high(bot, fake, text="declare high database checkout is slow"):
+    status, _ = await bot.command(text, user=DECLARER, channel=CHANNEL,
+                                  response_url=fake.response_url())  # fmt: skip
+    assert status == 200
+    await fake.wait_for(lambda f: [p for p in posts_in(f, CHANNEL) if "HIGH:" in text_of(p)])
+
+
+def approval_requests(fake):
+    return [p for p in posts_in(fake, CHANNEL) if "Rollback requested" in p.get("text", "")]
+
+
+async def test_high_deadline_posts_the_approval_request_once(start_bot, fake):
+    first = await start_bot(high_after="2s")
+    await start_bot(rewrite=False)  # a second process watching the same deadline
+    await declare_high(first, fake)
+    assert approval_requests(fake) == []
+    await fake.wait_for(approval_requests, timeout=20)
+    await asyncio.sleep(2.0)  # both processes had time to fire it
+    assert len(approval_requests(fake)) == 1
+    assert "<@UONCALL01>" in text_of(approval_requests(fake)[0])
+    deadlines = await fetch(start_bot.dsn, "select fired_at, fired_by from deadlines"
+                            " where kind = 'high_rollback'")  # fmt: skip
+    assert len(deadlines) == 1 and deadlines[0]["fired_at"] is not None
+    kinds = [r["kind"] for r in await fetch(start_bot.dsn, "select kind from events order by id")]
+    assert kinds == ["declare", "request_approval"]
+
+
+async def test_resolved_high_incident_never_fires(start_bot, fake):
+    bot = await start_bot(high_after="2s")
+    await declare_high(bot, fake)
+    url = fake.response_url()
+    await bot.command("resolve fixed the index", user=DECLARER, channel=CHANNEL, response_url=url)
+    answer = await fake.wait_for(lambda f: f.responses_to(url))
+    assert "resolved" in answer[0].body["text"]
+    await asyncio.sleep(3.5)
+    assert approval_requests(fake) == []
+    deadline = await fetch(start_bot.dsn, "select fired_at, cancelled_at from deadlines")
+    assert deadline[0]["fired_at"] is None and deadline[0]["cancelled_at"] is not None
+
+
+async def test_deadline_that_passes_while_the_bot_is_killed_fires_once_after_restart(
+    start_bot, fake
+):
+    bot = await start_bot(high_after="2s")
+    await declare_high(bot, fake)
+    await bot.stop(signal.SIGKILL)
+    await asyncio.sleep(3.0)  # the deadline passes while nothing runs
+    assert approval_requests(fake) == []
+    await start_bot(rewrite=False)
+    await fake.wait_for(approval_requests, timeout=20)
+    await asyncio.sleep(1.5)
+    assert len(approval_requests(fake)) == 1
+    fired = await fetch(start_bot.dsn, "select count(*) from deadlines where fired_at is not null"
+                        " and kind = 'high_rollback'")  # fmt: skip
+    assert fired[0]["count"] == 1
+
+
+async def test_escalating_high_to_critical_asks_at_once_and_cancels_the_deadline(start_bot, fake):
+    bot = await start_bot(high_after="1h")
+    await declare_high(bot, fake)
+    url = fake.response_url()
+    await bot.command("escalate RB-1 critical", user=DECLARER, channel=CHANNEL, response_url=url)
+    await fake.wait_for(approval_requests)
+    rows = await fetch(start_bot.dsn, "select kind, cancelled_at from deadlines order by id")
+    assert rows[0]["kind"] == "high_rollback" and rows[0]["cancelled_at"] is not None
+    incident = await fetch(start_bot.dsn, "select severity, state from incidents")
+    assert tuple(incident[0]) == ("critical", "awaiting_approval")
