@@ -74,7 +74,8 @@ async def execute_step(
 ) -> StepResult:
     """Run one step with `bash -euo pipefail` in its own process group and report how it ended.
 
-    `env` adds variables to the bot's own environment. Output (stdout and stderr merged) is
+    `env`, when given, is the step's whole environment (the bot passes its own without its
+    Slack secrets); None inherits the bot's. Output (stdout and stderr merged) is
     kept as its last `tail_lines` lines; `on_output` gets new masked lines at most once per
     second. A step that outlives its timeout, or whose task is cancelled, has its whole
     process group stopped (SIGTERM, then SIGKILL); cancellation is then re-raised.
@@ -97,7 +98,7 @@ async def execute_step(
             *_BASH,
             step.script,
             cwd=step.workdir,
-            env={**os.environ, **env} if env is not None else None,
+            env=dict(env) if env is not None else None,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=write_fd,
             stderr=write_fd,

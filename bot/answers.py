@@ -58,8 +58,9 @@ async def status(services: Services, *, incident_id: int | None, channel: str) -
         )
     lines = [blocks.incident_line(incident)]
     if incident["scenario"]:
-        lines.append(f"Scenario `{incident['scenario']}` — "
-                     f"{services.scenario_title(incident['scenario'])}")  # fmt: skip
+        lines.append(
+            f"Scenario `{incident['scenario']}` — {services.scenario_title(incident['scenario'])}"
+        )
     for event in events:
         actor = "the bot" if event["actor"] == "bot" else blocks.mention(event["actor"])
         what = _EVENT_TEXT.get(event["kind"], event["kind"].replace("_", " "))

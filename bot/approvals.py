@@ -31,9 +31,12 @@ async def thread_note(conn: asyncpg.Connection, incident, text: str) -> None:
     """Owe a bot-written line in the incident's thread."""
     fallback, note = blocks.note(text)
     await outbox.post(
-        conn, channel=incident["channel"], text=fallback, blocks=note,
+        conn,
+        channel=incident["channel"],
+        text=fallback,
+        blocks=note,
         thread_key=root_key(incident["id"]),
-    )  # fmt: skip
+    )
 
 
 async def request_approval(
@@ -48,30 +51,47 @@ async def request_approval(
         )
     policy = services.runbook.policy
     approval = await store.insert_approval(
-        conn, incident_id=incident["id"], scenario=scenario.key, reason=reason,
+        conn,
+        incident_id=incident["id"],
+        scenario=scenario.key,
+        reason=reason,
         expires_after=policy.approval_expires_after,
-    )  # fmt: skip
+    )
     incident = await store.apply_transition(
-        conn, incident=incident, event=Event.REQUEST_APPROVAL, actor=actor,
+        conn,
+        incident=incident,
+        event=Event.REQUEST_APPROVAL,
+        actor=actor,
         detail={"approval_id": approval["id"], "reason": reason, "scenario": scenario.key},
-    )  # fmt: skip
+    )
     refusal = None
     if services.scenario_refusal is not None:
         refusal = await services.scenario_refusal(conn, scenario)
     text, request = blocks.approval_request(
-        incident, approval, scenario_title=scenario.title,
+        incident,
+        approval,
+        scenario_title=scenario.title,
         steps=[step.name for step in scenario.steps],
-        contacts=services.runbook.contacts.values(), approvers=policy.approvers, refusal=refusal,
-    )  # fmt: skip
+        contacts=services.runbook.contacts.values(),
+        approvers=policy.approvers,
+        refusal=refusal,
+    )
     await outbox.post(
-        conn, channel=incident["channel"], text=text, blocks=request,
-        key=approval_key(incident["id"], approval["id"]), thread_key=root_key(incident["id"]),
-    )  # fmt: skip
+        conn,
+        channel=incident["channel"],
+        text=text,
+        blocks=request,
+        key=approval_key(incident["id"], approval["id"]),
+        thread_key=root_key(incident["id"]),
+    )
     await refresh_root(conn, services, incident)
     expiry = await store.insert_deadline(
-        conn, incident_id=incident["id"], kind="approval_expiry", ref_id=approval["id"],
+        conn,
+        incident_id=incident["id"],
+        kind="approval_expiry",
+        ref_id=approval["id"],
         due_in=policy.approval_expires_after,
-    )  # fmt: skip
+    )
     return [expiry]
 
 
@@ -101,12 +121,19 @@ async def decide(services: Services, *, approval_id: int, user: str, approve: bo
             raise Refusal("That approval request doesn't exist (it may be from another bot).")
         incident = await store.get_incident(conn, incident_id=approval["incident_id"])
         await may_approve(services, user=user, incident=incident)
+        scenario = services.runbook.scenario(approval["scenario"])
+        if approve and services.scenario_refusal is not None and scenario is not None:
+            refusal = await services.scenario_refusal(conn, scenario)
+            if refusal is not None:
+                raise Refusal(f"This rollback can't start yet, so nothing was approved: {refusal}")
         async with conn.transaction():
             incident = await store.lock_incident(conn, incident_id=incident["id"])
             claimed = await store.claim_approval(
-                conn, approval_id=approval_id, to_state="approved" if approve else "rejected",
+                conn,
+                approval_id=approval_id,
+                to_state="approved" if approve else "rejected",
                 actor=user,
-            )  # fmt: skip
+            )
             if claimed is None:
                 answer = await _why_not(conn, services, approval_id, incident)
             else:
@@ -140,11 +167,16 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         return None
     scenario = services.runbook.scenario(approval["scenario"])
     run = await store.insert_run(
-        conn, kind="rollback", channel=incident["channel"], requested_by=user,
+        conn,
+        kind="rollback",
+        channel=incident["channel"],
+        requested_by=user,
         ts=datetime.now(UTC).strftime("%Y%m%d_%H%M%S"),
-        total_steps=len(scenario.steps) if scenario else 0, incident_id=incident["id"],
-        approval_id=approval["id"], scenario=approval["scenario"],
-    )  # fmt: skip
+        total_steps=len(scenario.steps) if scenario else 0,
+        incident_id=incident["id"],
+        approval_id=approval["id"],
+        scenario=approval["scenario"],
+    )
     await thread_note(
         conn,
         incident,
@@ -186,9 +218,12 @@ async def expire(conn, services: Services, *, approval_id: int, incident) -> boo
         return False
     if incident["state"] == State.AWAITING_APPROVAL:
         incident = await store.apply_transition(
-            conn, incident=incident, event=Event.EXPIRE, actor="bot",
+            conn,
+            incident=incident,
+            event=Event.EXPIRE,
+            actor="bot",
             detail={"approval_id": approval_id},
-        )  # fmt: skip
+        )
         await refresh_root(conn, services, incident)
     await _show_decision(conn, services, incident, expired)
     await thread_note(conn, incident, "The rollback request expired unused.")

@@ -13,7 +13,7 @@ from bot.ids import Action
 from bot.services import Refusal, Services
 
 log = logging.getLogger(__name__)
-_RECORD_ID = re.compile(r"^\d{1,12}$")
+_RECORD_ID = re.compile(r"[0-9]{1,12}")
 
 
 def clicked(body: dict) -> tuple[str, int]:
@@ -21,7 +21,7 @@ def clicked(body: dict) -> tuple[str, int]:
     user = (body.get("user") or {}).get("id")
     actions = body.get("actions") or [{}]
     value = str(actions[0].get("value") or "")
-    if not user or not _RECORD_ID.match(value):
+    if not user or not _RECORD_ID.fullmatch(value):
         raise Refusal("That button's payload is malformed; nothing changed.")
     return user, int(value)
 

@@ -66,9 +66,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "runbook":
         return _check(args.file or settings.runbook_path)
     if args.command == "migrate":
-        from bot.database import migrate
-
-        applied = asyncio.run(migrate(database_dsn(settings)))
+        applied = run_migrations(database_dsn(settings))
         print(
             f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
         )
@@ -76,17 +74,38 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         from bot.serve import serve
 
-        runbook = load_or_stop(settings.runbook_path)
         http = args.http or not settings.socket_mode
         settings.require_serving(http=http)
-        return serve(settings, runbook, database_dsn(settings), http=http,
-                     host=args.host, port=args.port or settings.port)  # fmt: skip
+        runbook = load_or_stop(settings.runbook_path)
+        return serve(
+            settings,
+            runbook,
+            database_dsn(settings),
+            http=http,
+            host=args.host,
+            port=args.port or settings.port,
+        )
     from bot import offline
 
     runbook = load_or_stop(settings.runbook_path)
     if args.command == "rehearse":
         return offline.rehearse(settings, runbook, database_dsn(settings), args.scenario)
     return offline.backup(settings, runbook, database_dsn(settings))
+
+
+def run_migrations(dsn: str) -> list[str]:
+    """Apply migrations, or Stop with one line when the database can't be reached or used."""
+    import asyncpg
+
+    from bot.database import migrate
+
+    try:
+        return asyncio.run(migrate(dsn))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        reason = "unreachable" if isinstance(error, OSError) else "unusable"
+        raise Stop(
+            f"the database is {reason} ({type(error).__name__}: {error}); check DATABASE_URL."
+        ) from None
 
 
 def _check(path: Path) -> int:
@@ -117,5 +136,7 @@ def database_dsn(settings: Settings) -> str:
     try:
         return embedded_dsn(settings.data_dir)
     except Exception as error:  # pgserver's errors are many and varied
-        raise Stop(f"could not start the embedded PostgreSQL under {settings.data_dir}: {error}. "
-                   "Set DATABASE_URL to use another server.") from None  # fmt: skip
+        raise Stop(
+            f"could not start the embedded PostgreSQL under {settings.data_dir}: {error}. "
+            "Set DATABASE_URL to use another server."
+        ) from None

@@ -6,7 +6,7 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 
-from bot import answers, views, workflow
+from bot import answers, run_control, views, workflow
 from bot.guard import answer_safely
 from bot.incidents import Event
 from bot.parsing import Command, ParseError, parse_command
@@ -35,8 +35,9 @@ def register(app: AsyncApp, services: Services) -> None:
         if _needs_modal(parsed, services):
             await ack()
             view = views.declare_modal(services.runbook, channel=channel, preset=parsed)
-            await answer_safely(respond, client.views_open(trigger_id=command["trigger_id"],
-                                                           view=view))  # fmt: skip
+            await answer_safely(
+                respond, client.views_open(trigger_id=command["trigger_id"], view=view)
+            )
             return
         await ack()
         await answer_safely(respond, _dispatch(services, parsed, user, channel, command))
@@ -59,26 +60,39 @@ async def _dispatch(services: Services, parsed: Command, user: str, channel: str
     verb = parsed.verb
     if verb == "declare":
         return await workflow.declare(
-            services, channel=channel, user=user, severity=parsed.severity,
-            scenario=parsed.scenario, summary=parsed.text, detected_at=parsed.detected_at,
+            services,
+            channel=channel,
+            user=user,
+            severity=parsed.severity,
+            scenario=parsed.scenario,
+            summary=parsed.text,
+            detected_at=parsed.detected_at,
             response_url=command.get("response_url"),
-        )  # fmt: skip
+        )
     if verb in ("resolve", "cancel"):
         event = Event.RESOLVE if verb == "resolve" else Event.CANCEL
         return await workflow.close(
-            services, incident_id=parsed.incident_id, channel=channel, user=user,
-            note=parsed.text, event=event,
-        )  # fmt: skip
+            services,
+            incident_id=parsed.incident_id,
+            channel=channel,
+            user=user,
+            note=parsed.text,
+            event=event,
+        )
     if verb == "escalate":
         return await workflow.escalate(
-            services, incident_id=parsed.incident_id, user=user, severity=parsed.severity,
+            services,
+            incident_id=parsed.incident_id,
+            user=user,
+            severity=parsed.severity,
             scenario=parsed.scenario,
-        )  # fmt: skip
+        )
     if verb == "status":
         return await answers.status(services, incident_id=parsed.incident_id, channel=channel)
     if verb == "history":
         return await answers.history(services)
-    handler = services.extra.get(f"command:{verb}")
-    if handler is not None:
-        return await handler(services, parsed, user=user, channel=channel)
+    if verb == "backup":
+        return await run_control.start_backup(services, user=user, channel=channel)
+    if verb == "rehearse":
+        return await run_control.rehearse_command(services, parsed, user=user, channel=channel)
     raise Refusal(f"`/rollback {verb}` is not available in this version yet.")

@@ -29,8 +29,13 @@ async def answer_safely(respond, work: Awaitable[object]) -> None:
         text = result if isinstance(result, str) else None
     except Refusal as refusal:
         text = f":warning: {refusal}"
-    except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            asyncpg.CannotConnectNowError) as error:  # fmt: skip
+    except (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+    ) as error:
         log.warning("database unavailable: %s", error)
         text = DATABASE_DOWN
     except SlackApiError as error:

@@ -24,12 +24,28 @@ log = logging.getLogger(__name__)
 CHANNEL_LOCK_CLASS = 7_100_002  # advisory lock key space: one deliverer per channel
 NOTIFY_CHANNEL = "rollback_outbox"
 # Slack errors that retrying cannot fix: the message is given up and the reason logged.
-PERMANENT_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long",
-    "message_not_found", "cant_update_message", "edit_window_closed", "invalid_arguments",
-    "no_text", "restricted_action", "too_many_attachments", "invalid_auth", "not_authed",
-    "account_inactive", "token_revoked", "missing_scope", "thread_missing",
-})  # fmt: skip
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "msg_too_long",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "invalid_arguments",
+        "no_text",
+        "restricted_action",
+        "too_many_attachments",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "thread_missing",
+    }
+)
 
 
 async def post(
@@ -46,8 +62,10 @@ async def post(
     key = key or f"m/{uuid.uuid4().hex}"
     await conn.execute(
         "insert into messages (key, channel, thread_key) values ($1, $2, $3)",
-        key, channel, thread_key,
-    )  # fmt: skip
+        key,
+        channel,
+        thread_key,
+    )
     payload = {"text": text, "blocks": blocks, "failure_response_url": failure_response_url}
     await _enqueue(conn, key=key, op="post", payload=payload)
     return key
@@ -157,9 +175,11 @@ class Sender:
                 )
             else:
                 await self.client.chat_update(
-                    channel=row["channel"], ts=row["ts"], text=payload["text"],
+                    channel=row["channel"],
+                    ts=row["ts"],
+                    text=payload["text"],
                     blocks=payload["blocks"] or [],
-                )  # fmt: skip
+                )
         except SlackApiError as error:
             code = error.response.get("error", "unknown_error")
             if code not in PERMANENT_ERRORS:
@@ -182,11 +202,17 @@ class Sender:
             if thread_ts is None:
                 raise SlackApiError("thread root was never posted", {"error": "thread_missing"})
         response = await self.client.chat_postMessage(
-            channel=row["channel"], text=payload["text"], blocks=payload["blocks"],
-            thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
-            metadata={"event_type": "rollback_bot_message",
-                      "event_payload": {"key": row["message_key"]}},
-        )  # fmt: skip
+            channel=row["channel"],
+            text=payload["text"],
+            blocks=payload["blocks"],
+            thread_ts=thread_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={
+                "event_type": "rollback_bot_message",
+                "event_payload": {"key": row["message_key"]},
+            },
+        )
         return response["ts"]
 
 
@@ -207,19 +233,28 @@ async def _close(conn: asyncpg.Connection, key: str, up_to: int, outcome: str) -
     await conn.execute(
         "update outbox set done_at = now(), outcome = $3"
         " where message_key = $1 and id <= $2 and done_at is null",
-        key, up_to, outcome,
-    )  # fmt: skip
+        key,
+        up_to,
+        outcome,
+    )
 
 
 async def _postpone(conn: asyncpg.Connection, row: asyncpg.Record, reason: str) -> bool:
     delay = min(60, 2 ** min(row["attempts"], 6))
-    log.warning("outbox: %s %s not delivered (%s); retry in %ss", row["op"], row["message_key"],
-                reason, delay)  # fmt: skip
+    log.warning(
+        "outbox: %s %s not delivered (%s); retry in %ss",
+        row["op"],
+        row["message_key"],
+        reason,
+        delay,
+    )
     await conn.execute(
         "update outbox set attempts = attempts + 1, last_error = $2,"
         " not_before = now() + make_interval(secs => $3) where id = $1",
-        row["id"], reason, float(delay),
-    )  # fmt: skip
+        row["id"],
+        reason,
+        float(delay),
+    )
     return False
 
 

@@ -12,7 +12,7 @@ from actions.durations import parse_duration
 from bot.incidents import Severity
 
 MAX_TEXT = 2000  # characters of free text (summary, note) we accept
-_ID = re.compile(r"^(?:RB-)?(\d{1,9})$", re.IGNORECASE)
+_ID = re.compile(r"(?:RB-)?([0-9]{1,9})", re.IGNORECASE)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 USAGE = {
@@ -62,7 +62,7 @@ def clean_text(text: str) -> str:
 
 def parse_incident_id(token: str) -> int | None:
     """12 from `RB-12` or `12`; None when the token is not an incident id."""
-    match = _ID.match(token)
+    match = _ID.fullmatch(token)
     return int(match.group(1)) if match else None
 
 
@@ -149,9 +149,15 @@ def _detected(verb: str, value: str, now: datetime) -> datetime:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise _fail(verb, "detected= takes a time ago like 15m, or an ISO time with its offset.")
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        moment = None
+    if moment is None or moment.year < 2000:
+        raise _fail(verb, "That detection time is not plausible.")
     if moment > now + timedelta(minutes=1):
         raise _fail(verb, "The detection time is in the future.")
-    return moment.astimezone(UTC)
+    return moment
 
 
 def _escalate(args, scenarios, now) -> Command:

@@ -21,8 +21,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from actions.model import Runbook
-from bot import buttons, commands, views, workflow
+from actions.plan import artifact_refusal
+from bot import buttons, commands, run_control, run_store, views, workflow
 from bot.database import create_pool
+from bot.executor import RunExecutor
 from bot.outbox import Sender
 from bot.scheduler import DeadlineScheduler
 from bot.services import Services
@@ -51,11 +53,11 @@ def create_bolt_app(settings: Settings, services: Services, client: AsyncWebClie
     app = AsyncApp(
         client=client,
         signing_secret=settings.slack_signing_secret or "socket-mode-needs-no-secret",
-        request_verification_enabled=not settings.socket_mode or bool(
-            settings.slack_signing_secret),
+        request_verification_enabled=not settings.socket_mode
+        or bool(settings.slack_signing_secret),
         process_before_response=False,
-    )  # fmt: skip
-    for module in (commands, buttons, views):
+    )
+    for module in (commands, buttons, views, run_control):
         module.register(app, services)
 
     @app.event("app_home_opened")
@@ -103,21 +105,40 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
         return set(response.get("users") or [])
 
     services.members_of = members_of
+
+    async def scenario_refusal(conn, scenario) -> str | None:
+        latest = await run_store.latest_backup(conn)
+        return artifact_refusal(scenario, latest[1] if latest else None)
+
+    services.scenario_refusal = scenario_refusal
+    executor = RunExecutor(services, lease=settings.run_lease, poll_interval=settings.sync_interval)
+    services.run_queued = executor.kick
     scheduler = DeadlineScheduler(
-        pool, lambda deadline_id: workflow.fire_deadline(services, deadline_id=deadline_id),
+        pool,
+        lambda deadline_id: workflow.fire_deadline(services, deadline_id=deadline_id),
         sync_interval=settings.sync_interval,
-    )  # fmt: skip
+    )
     services.schedule_deadline = scheduler.add
     sender = Sender(pool, client, min_interval=settings.slack_min_interval, poll_interval=1.0)
-    runtime = Runtime(settings, runbook, pool, client, services,
-                      create_bolt_app(settings, services, client), sender, scheduler)  # fmt: skip
+    runtime = Runtime(
+        settings,
+        runbook,
+        pool,
+        client,
+        services,
+        create_bolt_app(settings, services, client),
+        sender,
+        scheduler,
+    )
     scheduler.start()
     runtime.tasks.append(asyncio.create_task(sender.run(), name="outbox-sender"))
+    runtime.tasks.append(asyncio.create_task(executor.run_forever(), name="run-executor"))
     log.info("process %s ready", process_id)
     try:
         yield runtime
     finally:
         scheduler.shutdown()
+        await executor.shutdown()
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)

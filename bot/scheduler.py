@@ -36,9 +36,14 @@ class DeadlineScheduler:
         """Start the scheduler and the periodic resync (the first one runs at once)."""
         self.scheduler.start()
         self.scheduler.add_job(
-            self.sync, "interval", seconds=self.sync_interval, id="sync",
-            next_run_time=datetime.now(UTC), coalesce=True, max_instances=1,
-        )  # fmt: skip
+            self.sync,
+            "interval",
+            seconds=self.sync_interval,
+            id="sync",
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+        )
 
     def shutdown(self) -> None:
         """Stop scheduling; deadlines stay in the database for the next start."""
@@ -60,9 +65,13 @@ class DeadlineScheduler:
     def add(self, deadline: asyncpg.Record) -> None:
         """Schedule one deadline (replacing any job for it)."""
         self.scheduler.add_job(
-            self._fire, DateTrigger(run_date=deadline["due_at"]), args=[deadline["id"]],
-            id=_job_id(deadline["id"]), replace_existing=True, misfire_grace_time=None,
-        )  # fmt: skip
+            self._fire,
+            DateTrigger(run_date=deadline["due_at"]),
+            args=[deadline["id"]],
+            id=_job_id(deadline["id"]),
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     async def _fire(self, deadline_id: int) -> None:
         try:

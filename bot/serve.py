@@ -9,7 +9,6 @@ import signal
 from aiohttp import web
 
 from actions.model import Runbook
-from bot.database import migrate
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,18 +18,20 @@ def serve(
     settings: Settings, runbook: Runbook, dsn: str, *, http: bool, host: str, port: int
 ) -> int:
     """Migrate, then serve until SIGTERM/SIGINT; return the exit code."""
-    try:
-        asyncio.run(migrate(dsn))
-    except OSError as error:
-        from bot.cli import Stop
+    from bot.cli import run_migrations
 
-        raise Stop(f"the database is unreachable ({error}); check DATABASE_URL.") from None
+    run_migrations(dsn)
     if http:
         from bot.web import build_web_app
 
         log.info("serving HTTP on %s:%s (POST /slack/events, GET /healthz)", host, port)
-        web.run_app(build_web_app(settings, runbook, dsn), host=host, port=port,
-                    print=None, shutdown_timeout=15)  # fmt: skip
+        web.run_app(
+            build_web_app(settings, runbook, dsn),
+            host=host,
+            port=port,
+            print=None,
+            shutdown_timeout=15,
+        )
         return 0
     asyncio.run(_socket_mode(settings, runbook, dsn))
     return 0

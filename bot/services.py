@@ -32,6 +32,7 @@ class Services:
     members_of: Callable[[str], Awaitable[set[str]]] = _no_members  # user group -> user IDs
     schedule_deadline: Callable[[asyncpg.Record], None] = _ignore
     run_queued: Callable[[int], None] = _ignore  # the one hand-off to the runner
+    run_finished: Callable[[int], None] = _ignore  # a run ended (notice, post-mortem)
     scenario_refusal: Callable[..., Awaitable[str | None]] | None = None
     extra: dict = field(default_factory=dict)
 

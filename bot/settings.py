@@ -33,6 +33,7 @@ class Settings:
     port: int
     slack_min_interval: float  # seconds between two messages the bot posts to one channel
     sync_interval: float  # how often each process looks for work other processes left
+    run_lease: float  # a run whose process stops renewing this lease is taken as interrupted
     log_level: str
 
     @property
@@ -80,6 +81,7 @@ def load_settings(
             get, "ROLLBACK_SLACK_MIN_INTERVAL", 1.0, float, 0.0, 60.0, "seconds, 0-60"
         ),
         sync_interval=_number(get, "ROLLBACK_SYNC_INTERVAL", 10.0, float, 0.2, 3600.0, "seconds"),
+        run_lease=_number(get, "ROLLBACK_RUN_LEASE", 30.0, float, 1.0, 3600.0, "seconds"),
         log_level=_log_level(get("ROLLBACK_LOG_LEVEL") or "INFO"),
     )
 

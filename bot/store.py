@@ -28,12 +28,22 @@ async def insert_incident(
     incident = await conn.fetchrow(
         "insert into incidents (channel, severity, scenario, summary, state, declared_by,"
         " detected_at) values ($1, $2, $3, $4, $5, $6, $7) returning *",
-        channel, severity, scenario, summary, state.value, declared_by, detected_at,
-    )  # fmt: skip
+        channel,
+        severity,
+        scenario,
+        summary,
+        state.value,
+        declared_by,
+        detected_at,
+    )
     await record_event(
-        conn, incident_id=incident["id"], actor=declared_by, kind=Event.DECLARE,
-        to_state=state, detail={"severity": severity, "scenario": scenario},
-    )  # fmt: skip
+        conn,
+        incident_id=incident["id"],
+        actor=declared_by,
+        kind=Event.DECLARE,
+        to_state=state,
+        detail={"severity": severity, "scenario": scenario},
+    )
     return incident
 
 
@@ -52,9 +62,14 @@ async def record_event(
     return await conn.fetchrow(
         "insert into events (incident_id, run_id, actor, kind, from_state, to_state, detail)"
         " values ($1, $2, $3, $4, $5, $6, $7) returning *",
-        incident_id, run_id, actor, str(kind), from_state and str(from_state),
-        to_state and str(to_state), detail or {},
-    )  # fmt: skip
+        incident_id,
+        run_id,
+        actor,
+        str(kind),
+        from_state and str(from_state),
+        to_state and str(to_state),
+        detail or {},
+    )
 
 
 async def lock_incident(conn: asyncpg.Connection, *, incident_id: int) -> Record | None:
@@ -83,12 +98,18 @@ async def apply_transition(
     assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, 2))
     updated = await conn.fetchrow(
         f"update incidents set {assignments} where id = $1 returning *",
-        incident["id"], *columns.values(),
-    )  # fmt: skip
+        incident["id"],
+        *columns.values(),
+    )
     await record_event(
-        conn, incident_id=incident["id"], actor=actor, kind=event, from_state=old,
-        to_state=new, detail=detail,
-    )  # fmt: skip
+        conn,
+        incident_id=incident["id"],
+        actor=actor,
+        kind=event,
+        from_state=old,
+        to_state=new,
+        detail=detail,
+    )
     return updated
 
 
@@ -97,8 +118,9 @@ async def open_incidents(conn: asyncpg.Connection, *, channel: str | None = None
     return await conn.fetch(
         "select * from incidents where state <> all($1::text[])"
         " and ($2::text is null or channel = $2) order by id desc",
-        list(_OPEN), channel,
-    )  # fmt: skip
+        list(_OPEN),
+        channel,
+    )
 
 
 async def recent_incidents(conn: asyncpg.Connection, *, limit: int = 10) -> list[Record]:
@@ -113,8 +135,11 @@ async def insert_approval(
     return await conn.fetchrow(
         "insert into approvals (incident_id, scenario, reason, expires_at)"
         " values ($1, $2, $3, now() + make_interval(secs => $4)) returning *",
-        incident_id, scenario, reason, expires_after,
-    )  # fmt: skip
+        incident_id,
+        scenario,
+        reason,
+        expires_after,
+    )
 
 
 async def get_approval(conn: asyncpg.Connection, *, approval_id: int) -> Record | None:
@@ -137,8 +162,10 @@ async def claim_approval(
     return await conn.fetchrow(
         "update approvals set state = $2, decided_by = $3, decided_at = now()"
         f" where id = $1 and state = 'pending' {unexpired} returning *",
-        approval_id, to_state, actor,
-    )  # fmt: skip
+        approval_id,
+        to_state,
+        actor,
+    )
 
 
 async def insert_deadline(
@@ -153,8 +180,11 @@ async def insert_deadline(
     return await conn.fetchrow(
         "insert into deadlines (incident_id, kind, ref_id, due_at)"
         " values ($1, $2, $3, now() + make_interval(secs => $4)) returning *",
-        incident_id, kind, ref_id, due_in,
-    )  # fmt: skip
+        incident_id,
+        kind,
+        ref_id,
+        due_in,
+    )
 
 
 async def cancel_deadlines(conn: asyncpg.Connection, *, incident_id: int, kind: str) -> int:
@@ -162,8 +192,9 @@ async def cancel_deadlines(conn: asyncpg.Connection, *, incident_id: int, kind: 
     result = await conn.execute(
         "update deadlines set cancelled_at = now() where incident_id = $1 and kind = $2"
         " and fired_at is null and cancelled_at is null",
-        incident_id, kind,
-    )  # fmt: skip
+        incident_id,
+        kind,
+    )
     return int(result.split()[-1])
 
 
@@ -181,8 +212,9 @@ async def claim_deadline(
     return await conn.fetchrow(
         "update deadlines set fired_at = now(), fired_by = $2 where id = $1 and fired_at is null"
         " and cancelled_at is null and due_at <= now() returning *",
-        deadline_id, owner,
-    )  # fmt: skip
+        deadline_id,
+        owner,
+    )
 
 
 async def insert_run(
@@ -201,8 +233,15 @@ async def insert_run(
     return await conn.fetchrow(
         "insert into runs (kind, channel, requested_by, ts, total_steps, incident_id,"
         " approval_id, scenario) values ($1, $2, $3, $4, $5, $6, $7, $8) returning *",
-        kind, channel, requested_by, ts, total_steps, incident_id, approval_id, scenario,
-    )  # fmt: skip
+        kind,
+        channel,
+        requested_by,
+        ts,
+        total_steps,
+        incident_id,
+        approval_id,
+        scenario,
+    )
 
 
 __all__ = ["InvalidTransition"]

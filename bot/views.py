@@ -27,8 +27,10 @@ def declare_modal(runbook: Runbook, *, channel: str, preset: Command | None = No
     """The modal: severity, scenario, summary, detection time; the channel rides along."""
     severities = [_option(blocks.severity_choice(s), s.value) for s in Severity]
     severity: dict[str, Any] = {
-        "type": "static_select", "action_id": Field.SEVERITY, "options": severities,
-    }  # fmt: skip
+        "type": "static_select",
+        "action_id": Field.SEVERITY,
+        "options": severities,
+    }
     if preset is not None and preset.severity is not None:
         severity["initial_option"] = severities[list(Severity).index(preset.severity)]
     scenario = {
@@ -36,8 +38,12 @@ def declare_modal(runbook: Runbook, *, channel: str, preset: Command | None = No
         "action_id": Field.SCENARIO,
         "options": [_option(f"{s.key} — {s.title}", s.key) for s in runbook.scenarios][:100],
     }
-    summary: dict[str, Any] = {"type": "plain_text_input", "action_id": Field.SUMMARY,
-                               "multiline": True, "max_length": MAX_TEXT}  # fmt: skip
+    summary: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": Field.SUMMARY,
+        "multiline": True,
+        "max_length": MAX_TEXT,
+    }
     if preset is not None and preset.text:
         summary["initial_value"] = preset.text[:MAX_TEXT]
     inputs = [
@@ -66,8 +72,13 @@ def declare_modal(runbook: Runbook, *, channel: str, preset: Command | None = No
 
 
 def _input(field: Field, label: str, element: dict, optional: bool = False) -> dict:
-    return {"type": "input", "block_id": field, "label": {"type": "plain_text", "text": label},
-            "element": element, "optional": optional}  # fmt: skip
+    return {
+        "type": "input",
+        "block_id": field,
+        "label": {"type": "plain_text", "text": label},
+        "element": element,
+        "optional": optional,
+    }
 
 
 def read_submission(view: dict, *, now: datetime) -> tuple[dict[str, Any], dict[str, str]]:
@@ -101,8 +112,12 @@ def read_submission(view: dict, *, now: datetime) -> tuple[dict[str, Any], dict[
         else:
             if detected_at > now + timedelta(minutes=1):
                 errors[Field.DETECTED] = "The detection time is in the future."
-    submitted = {"severity": severity, "scenario": scenario, "summary": summary,
-                 "detected_at": detected_at}  # fmt: skip
+    submitted = {
+        "severity": severity,
+        "scenario": scenario,
+        "summary": summary,
+        "detected_at": detected_at,
+    }
     return submitted, errors
 
 
@@ -126,9 +141,15 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         await ack()
         user = body["user"]["id"]
-        await answer_safely(_ephemeral_to(client, channel, user), workflow.declare(
-            services, channel=channel, user=user, **submission,
-        ))  # fmt: skip
+        await answer_safely(
+            _ephemeral_to(client, channel, user),
+            workflow.declare(
+                services,
+                channel=channel,
+                user=user,
+                **submission,
+            ),
+        )
 
 
 def _ephemeral_to(client, channel: str, user: str):

@@ -46,14 +46,23 @@ async def declare(
         scenario = services.runbook.scenarios[0].key
     async with services.pool.acquire() as conn, conn.transaction():
         incident = await store.insert_incident(
-            conn, channel=channel, severity=severity.value, scenario=scenario,
-            summary=summary, declared_by=user, detected_at=detected_at,
-        )  # fmt: skip
+            conn,
+            channel=channel,
+            severity=severity.value,
+            scenario=scenario,
+            summary=summary,
+            declared_by=user,
+            detected_at=detected_at,
+        )
         text, root = blocks.incident_root(incident, services.scenario_title(scenario))
         await outbox.post(
-            conn, channel=channel, text=text, blocks=root, key=root_key(incident["id"]),
+            conn,
+            channel=channel,
+            text=text,
+            blocks=root,
+            key=root_key(incident["id"]),
             failure_response_url=response_url,
-        )  # fmt: skip
+        )
         deadlines = await _apply_policy(conn, services, incident, severity, actor=user)
     for deadline in deadlines:
         services.schedule_deadline(deadline)
@@ -71,11 +80,12 @@ async def _apply_policy(conn, services: Services, incident, severity: Severity, 
             conn, incident_id=incident["id"], kind=HIGH_DEADLINE, due_in=after
         )
         await thread_note(
-            conn, incident,
+            conn,
+            incident,
             f"HIGH: if {format_id(incident['id'])} is not resolved by "
             f"{blocks.slack_time(deadline['due_at'])} ({format_duration(after)}), I will ask for "
             f"approval to roll back `{incident['scenario']}`.",
-        )  # fmt: skip
+        )
         return [deadline]
     return []
 
@@ -122,9 +132,13 @@ async def close(
         try:
             changes = {"resolved_at": datetime.now().astimezone(), "resolution_note": note or None}
             incident = await store.apply_transition(
-                conn, incident=incident, event=event, actor=user, detail={"note": note},
+                conn,
+                incident=incident,
+                event=event,
+                actor=user,
+                detail={"note": note},
                 **(changes if event is Event.RESOLVE else {}),
-            )  # fmt: skip
+            )
         except InvalidTransition as error:
             raise Refusal(f"{rid}: {error}.") from None
         await withdraw_pending(conn, services, incident)
@@ -160,10 +174,14 @@ async def escalate(
             )
         try:
             incident = await store.apply_transition(
-                conn, incident=incident, event=Event.ESCALATE, actor=user,
+                conn,
+                incident=incident,
+                event=Event.ESCALATE,
+                actor=user,
                 detail={"from": current.value, "to": severity.value, "scenario": scenario},
-                severity=severity.value, scenario=scenario,
-            )  # fmt: skip
+                severity=severity.value,
+                scenario=scenario,
+            )
         except InvalidTransition as error:
             raise Refusal(f"{rid}: {error}.") from None
         await thread_note(

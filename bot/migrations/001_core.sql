@@ -72,6 +72,7 @@ create table runs (
     owner text,
     lease_until timestamptz,
     stop_requested_by text,
+    controls_key text,
     created_at timestamptz not null default now(),
     started_at timestamptz,
     ended_at timestamptz,

@@ -26,8 +26,13 @@ async def start_bot(fresh_database, fake, tmp_path):
     async def start(*, env: dict[str, str] | None = None, rewrite: bool = True, **runbook) -> Bot:
         if rewrite or not runbook_path.exists():
             write_runbook(runbook_path, **runbook)
-        environment = bot_env(dsn=fresh_database, fake=fake, runbook=runbook_path,
-                              data_dir=tmp_path / "data", **(env or {}))  # fmt: skip
+        environment = bot_env(
+            dsn=fresh_database,
+            fake=fake,
+            runbook=runbook_path,
+            data_dir=tmp_path / "data",
+            **(env or {}),
+        )
         bot = Bot(env=environment, log_path=tmp_path / f"bot{len(bots)}.log")
         bots.append(bot)
         return await bot.start()

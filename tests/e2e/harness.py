@@ -105,9 +105,20 @@ class Bot:
         """Start the process and wait until /healthz answers 200."""
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", "--http", "--host", "127.0.0.1",
-            "--port", str(self.port), env=self.env, cwd=str(REPO), stdout=log, stderr=log,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "bot",
+            "serve",
+            "--http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            env=self.env,
+            cwd=str(REPO),
+            stdout=log,
+            stderr=log,
+        )
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
@@ -172,9 +183,13 @@ class Bot:
     ) -> tuple[int, str]:
         """Press a button as `user`."""
         body = block_actions_body(
-            user_id=user, action_id=action_id, value=value, channel_id=channel,
-            message_ts=message_ts, response_url=response_url,
-        )  # fmt: skip
+            user_id=user,
+            action_id=action_id,
+            value=value,
+            channel_id=channel,
+            message_ts=message_ts,
+            response_url=response_url,
+        )
         return await self.post(body)
 
 
@@ -185,11 +200,16 @@ def bot_env(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ROLLBACK_"))}
     env.pop("DATABASE_URL", None)
     env.update(
-        DATABASE_URL=dsn, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake.base_url, ROLLBACK_RUNBOOK=str(runbook),
-        ROLLBACK_DATA_DIR=str(data_dir), ROLLBACK_SLACK_MIN_INTERVAL="0",
-        ROLLBACK_SYNC_INTERVAL="0.5", PYTHONUNBUFFERED="1",
-    )  # fmt: skip
+        DATABASE_URL=dsn,
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.base_url,
+        ROLLBACK_RUNBOOK=str(runbook),
+        ROLLBACK_DATA_DIR=str(data_dir),
+        ROLLBACK_SLACK_MIN_INTERVAL="0",
+        ROLLBACK_SYNC_INTERVAL="0.5",
+        PYTHONUNBUFFERED="1",
+    )
     env.update(extra)
     return env
 
@@ -205,8 +225,11 @@ async def fetch(dsn: str, query: str, *args) -> list[asyncpg.Record]:
 
 def posts_in(fake: FakeSlack, channel: str) -> list[dict]:
     """The bot's chat.postMessage calls to a channel, as argument dicts."""
-    return [c.args for c in fake.calls_to("chat.postMessage") if c.args.get("channel") == channel
-            and c.ok]  # fmt: skip
+    return [
+        c.args
+        for c in fake.calls_to("chat.postMessage")
+        if c.args.get("channel") == channel and c.ok
+    ]
 
 
 def text_of(message: dict) -> str:

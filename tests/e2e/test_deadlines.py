@@ -12,8 +12,9 @@ DECLARER = "UDECLARE1"
 
 
 async def declare_high(bot, fake, text="declare high database checkout is slow"):
-    status, _ = await bot.command(text, user=DECLARER, channel=CHANNEL,
-                                  response_url=fake.response_url())  # fmt: skip
+    status, _ = await bot.command(
+        text, user=DECLARER, channel=CHANNEL, response_url=fake.response_url()
+    )
     assert status == 200
     await fake.wait_for(lambda f: [p for p in posts_in(f, CHANNEL) if "HIGH:" in text_of(p)])
 
@@ -31,8 +32,9 @@ async def test_high_deadline_posts_the_approval_request_once(start_bot, fake):
     await asyncio.sleep(2.0)  # both processes had time to fire it
     assert len(approval_requests(fake)) == 1
     assert "<@UONCALL01>" in text_of(approval_requests(fake)[0])
-    deadlines = await fetch(start_bot.dsn, "select fired_at, fired_by from deadlines"
-                            " where kind = 'high_rollback'")  # fmt: skip
+    deadlines = await fetch(
+        start_bot.dsn, "select fired_at, fired_by from deadlines where kind = 'high_rollback'"
+    )
     assert len(deadlines) == 1 and deadlines[0]["fired_at"] is not None
     kinds = [r["kind"] for r in await fetch(start_bot.dsn, "select kind from events order by id")]
     assert kinds == ["declare", "request_approval"]
@@ -63,8 +65,10 @@ async def test_deadline_that_passes_while_the_bot_is_killed_fires_once_after_res
     await fake.wait_for(approval_requests, timeout=20)
     await asyncio.sleep(1.5)
     assert len(approval_requests(fake)) == 1
-    fired = await fetch(start_bot.dsn, "select count(*) from deadlines where fired_at is not null"
-                        " and kind = 'high_rollback'")  # fmt: skip
+    fired = await fetch(
+        start_bot.dsn,
+        "select count(*) from deadlines where fired_at is not null and kind = 'high_rollback'",
+    )
     assert fired[0]["count"] == 1
 
 

@@ -36,8 +36,14 @@ def approval_button(fake, action_id="rollback_approve"):
 async def click(bot, fake, user, action_id="rollback_approve"):
     value, ts = approval_button(fake, action_id)
     url = fake.response_url()
-    status, _ = await bot.click(user=user, action_id=action_id, value=value, channel=CHANNEL,
-                                message_ts=ts, response_url=url)  # fmt: skip
+    status, _ = await bot.click(
+        user=user,
+        action_id=action_id,
+        value=value,
+        channel=CHANNEL,
+        message_ts=ts,
+        response_url=url,
+    )
     assert status == 200
     return url
 
@@ -115,10 +121,16 @@ async def test_double_clicks_on_two_processes_give_one_approval_and_one_run(star
     await declare_critical(first, fake)
     value, ts = approval_button(fake)
     clicks = [
-        bot.click(user=SECOND, action_id="rollback_approve", value=value, channel=CHANNEL,
-                  message_ts=ts, response_url=fake.response_url())
+        bot.click(
+            user=SECOND,
+            action_id="rollback_approve",
+            value=value,
+            channel=CHANNEL,
+            message_ts=ts,
+            response_url=fake.response_url(),
+        )
         for bot in (first, second, first, second, first, second)
-    ]  # fmt: skip
+    ]
     statuses = await asyncio.gather(*clicks)
     assert {status for status, _ in statuses} == {200}
     answers = await fake.wait_for(lambda f: len(f.responses) >= 6 and f.responses, timeout=20)
@@ -134,10 +146,13 @@ async def test_rejection_closes_the_request_and_keeps_the_incident_open(start_bo
     await declare_critical(bot, fake)
     await click(bot, fake, SECOND, action_id="rollback_reject")
     root_ts = fake.messages(CHANNEL)[0]["ts"]
-    await fake.wait_for(lambda f: [m for m in f.thread(CHANNEL, root_ts)
-                                   if "Rejected by" in text_of(m)])  # fmt: skip
-    rows = await fetch(start_bot.dsn, "select i.state, a.state as a from incidents i"
-                       " join approvals a on a.incident_id = i.id")  # fmt: skip
+    await fake.wait_for(
+        lambda f: [m for m in f.thread(CHANNEL, root_ts) if "Rejected by" in text_of(m)]
+    )
+    rows = await fetch(
+        start_bot.dsn,
+        "select i.state, a.state as a from incidents i join approvals a on a.incident_id = i.id",
+    )
     assert [tuple(r) for r in rows] == [("open", "rejected")]
     assert await fetch(start_bot.dsn, "select * from runs") == []
 
@@ -147,11 +162,19 @@ async def test_an_expired_request_cannot_be_used(start_bot, fake):
     await declare_critical(bot, fake)
     value, ts = approval_button(fake)  # as a stale client would still show it
     root_ts = fake.messages(CHANNEL)[0]["ts"]
-    await fake.wait_for(lambda f: [m for m in f.thread(CHANNEL, root_ts)
-                                   if "Expired unused" in text_of(m)], timeout=15)  # fmt: skip
+    await fake.wait_for(
+        lambda f: [m for m in f.thread(CHANNEL, root_ts) if "Expired unused" in text_of(m)],
+        timeout=15,
+    )
     url = fake.response_url()
-    await bot.click(user=SECOND, action_id="rollback_approve", value=value, channel=CHANNEL,
-                    message_ts=ts, response_url=url)  # fmt: skip
+    await bot.click(
+        user=SECOND,
+        action_id="rollback_approve",
+        value=value,
+        channel=CHANNEL,
+        message_ts=ts,
+        response_url=url,
+    )
     answer = await fake.wait_for(lambda f: f.responses_to(url))
     assert "has expired, so nothing was started" in answer[0].body["text"]
     rows = await fetch(start_bot.dsn, "select state from approvals")

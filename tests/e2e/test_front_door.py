@@ -16,8 +16,12 @@ USER = "UFRONT001"
 
 async def test_forged_replayed_and_unsigned_requests_get_401_and_change_nothing(start_bot, fake):
     bot = await start_bot()
-    body = slash_command_body("declare critical database x", user_id=USER, channel_id=CHANNEL,
-                              response_url=fake.response_url())  # fmt: skip
+    body = slash_command_body(
+        "declare critical database x",
+        user_id=USER,
+        channel_id=CHANNEL,
+        response_url=fake.response_url(),
+    )
     forged = sign(body, "not-the-secret")
     replayed = sign(body, SECRET, timestamp=int(time.time()) - 6 * 60)
     for headers in (forged, replayed, {}):
@@ -89,8 +93,9 @@ async def test_hostile_command_texts_are_answered_and_inject_nothing(start_bot, 
 async def test_every_malformed_command_gets_an_answer_saying_the_correct_form(start_bot, fake):
     bot = await start_bot()
     for text in ("declare urgent", "frobnicate", "escalate RB-1 extreme", "checklist sometimes"):
-        status, body = await bot.command(text, user=USER, channel=CHANNEL,
-                                         response_url=fake.response_url())  # fmt: skip
+        status, body = await bot.command(
+            text, user=USER, channel=CHANNEL, response_url=fake.response_url()
+        )
         assert status == 200
         assert "Usage" in body or "help" in body, (text, body)
     assert await fetch(start_bot.dsn, "select * from incidents") == []
@@ -125,8 +130,12 @@ async def test_an_omitted_id_picks_the_only_open_incident_and_asks_when_there_ar
 
 async def test_status_and_history_answer_privately(start_bot, fake):
     bot = await start_bot()
-    await bot.command("declare low <b>bold</b> summary", user=USER, channel=CHANNEL,
-                      response_url=fake.response_url())  # fmt: skip
+    await bot.command(
+        "declare low <b>bold</b> summary",
+        user=USER,
+        channel=CHANNEL,
+        response_url=fake.response_url(),
+    )
     await fake.wait_for(lambda f: posts_in(f, CHANNEL))
     for text, expected in (("status", "RB-1"), ("history", "Recent incidents")):
         url = fake.response_url()
@@ -149,20 +158,29 @@ async def test_declare_without_arguments_opens_the_modal_and_its_submission_decl
     assert view["callback_id"] == "declare_incident"
     detected = int(time.time()) - 600
     values = {
-        "severity": {"severity": {"type": "static_select",
-                                  "selected_option": {"value": "critical"}}},
+        "severity": {
+            "severity": {"type": "static_select", "selected_option": {"value": "critical"}}
+        },
         "scenario": {"scenario": {"type": "static_select", "selected_option": {"value": "full"}}},
         "summary": {"summary": {"type": "plain_text_input", "value": "orders missing"}},
         "detected": {"detected": {"type": "datetimepicker", "selected_date_time": detected}},
-    }  # fmt: skip
-    body = view_submission_body(user_id=USER, callback_id="declare_incident", values=values,
-                                private_metadata=view["private_metadata"])  # fmt: skip
+    }
+    body = view_submission_body(
+        user_id=USER,
+        callback_id="declare_incident",
+        values=values,
+        private_metadata=view["private_metadata"],
+    )
     status, _ = await bot.post(body)
     assert status == 200
-    await fake.wait_for(lambda f: [p for p in posts_in(f, CHANNEL) if "Rollback requested" in
-                                   p.get("text", "")])  # fmt: skip
-    rows = await fetch(start_bot.dsn, "select severity, scenario, summary,"
-                       " extract(epoch from detected_at)::bigint as d from incidents")  # fmt: skip
+    await fake.wait_for(
+        lambda f: [p for p in posts_in(f, CHANNEL) if "Rollback requested" in p.get("text", "")]
+    )
+    rows = await fetch(
+        start_bot.dsn,
+        "select severity, scenario, summary,"
+        " extract(epoch from detected_at)::bigint as d from incidents",
+    )
     assert tuple(rows[0]) == ("critical", "full", "orders missing", detected)
 
 
@@ -172,11 +190,16 @@ async def test_modal_submission_with_errors_is_refused_field_by_field(start_bot,
     bot = await start_bot()
     values = {
         "severity": {"severity": {"type": "static_select", "selected_option": {"value": "high"}}},
-        "detected": {"detected": {"type": "datetimepicker",
-                                  "selected_date_time": int(time.time()) + 86400}},
-    }  # fmt: skip
-    body = view_submission_body(user_id=USER, callback_id="declare_incident", values=values,
-                                private_metadata='{"channel": "CFRONT001"}')  # fmt: skip
+        "detected": {
+            "detected": {"type": "datetimepicker", "selected_date_time": int(time.time()) + 86400}
+        },
+    }
+    body = view_submission_body(
+        user_id=USER,
+        callback_id="declare_incident",
+        values=values,
+        private_metadata='{"channel": "CFRONT001"}',
+    )
     status, text = await bot.post(body)
     assert status == 200
     assert '"response_action": "errors"' in text or '"response_action":"errors"' in text

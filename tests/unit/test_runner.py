@@ -73,8 +73,13 @@ async def test_successful_steps_emit_events_in_order(tmp_path):
 
     assert ended == RunEnded("succeeded", next_index=2)
     assert [type(e) for e in sink.events] == [
-        RunStarted, StepStarted, StepEnded, StepStarted, StepEnded, RunEnded
-    ]  # fmt: skip
+        RunStarted,
+        StepStarted,
+        StepEnded,
+        StepStarted,
+        StepEnded,
+        RunEnded,
+    ]
     assert sink.events[0] == RunStarted(total_steps=2, start_index=0)
     first, second = sink.of(StepEnded)
     assert (first.status, first.exit_code, first.output_tail) == ("succeeded", 0, "one")
@@ -266,10 +271,12 @@ async def test_missing_workdir_is_a_failed_step_not_an_exception(tmp_path):
     assert step_ended.message == f"working directory {missing} does not exist"
 
 
-async def test_env_adds_to_the_environment_and_stdin_is_empty(tmp_path):
-    script = 'echo "$GREETING"; cat; command -v bash >/dev/null'
+async def test_env_is_the_whole_environment_and_stdin_is_empty(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-must-not-leak")
+    script = 'echo "$GREETING${SLACK_BOT_TOKEN:-}"; cat; command -v bash >/dev/null'
+    env = {"PATH": os.environ["PATH"], "GREETING": "hi"}
     result = await execute_step(
-        make_step(tmp_path, script, timeout=30.0), masker=NO_SECRETS, env={"GREETING": "hi"}
+        make_step(tmp_path, script, timeout=30.0), masker=NO_SECRETS, env=env
     )
     assert (result.status, result.output_tail) == ("succeeded", "hi")
 

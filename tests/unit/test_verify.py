@@ -51,8 +51,11 @@ async def check(check: Check, rendered: str, tmp_path, **options) -> CheckEnded:
 async def test_run_check_passes_on_exit_zero(tmp_path):
     ended = await check(Check(name="Build", run="true"), "echo built", tmp_path)
     assert (ended.name, ended.kind, ended.passed, ended.detail) == (
-        "Build", "run", True, "exit status 0"
-    )  # fmt: skip
+        "Build",
+        "run",
+        True,
+        "exit status 0",
+    )
     assert ended.started_at.tzinfo is not None and ended.ended_at >= ended.started_at
 
 

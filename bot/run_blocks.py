@@ -1,0 +1,220 @@
+"""Runs -> Block Kit: the progress message, step messages, controls, verification. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from actions.durations import format_duration
+from bot.blocks import Block, button, confirm_dialog, context, escape, mention, section, slack_time
+from bot.ids import Action
+
+_STEP_ICON = {
+    "running": ":hourglass_flowing_sand:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "timed_out": ":alarm_clock:",
+    "interrupted": ":warning:",
+}
+_RUN_TITLE = {"backup": "Backup", "rollback": "Rollback"}
+
+
+def output_block(tail: str) -> Block | None:
+    """The last lines of a step's output (already masked), inert and bounded."""
+    if not tail.strip():
+        return None
+    text = escape(tail.replace("```", "'''"), limit=2500)
+    return section(f"```{text}```", verbatim=True)
+
+
+def progress(
+    run: dict[str, Any], *, done: int, current: str | None, now: datetime, state: str
+) -> tuple[str, list[Block]]:
+    """The one message at the top of the thread, kept current while the run goes."""
+    total = run["total_steps"]
+    title = _RUN_TITLE[run["kind"]]
+    scenario = f" `{run['scenario']}`" if run["scenario"] else ""
+    elapsed = (
+        format_duration((now - run["started_at"]).total_seconds()) if run["started_at"] else "-"
+    )
+    bar = "▰" * done + "▱" * (total - done) if total <= 30 else f"{done}/{total}"
+    status = {
+        "running": f"step {min(done + 1, total)} of {total}: *{escape(current or '')}*"
+        if current
+        else "starting",
+        "waiting": "stopped at a failed step, waiting for a decision",
+        "interrupted": "interrupted, waiting for a decision",
+        "succeeded": "finished",
+        "failed": "did not complete",
+        "aborted": "aborted",
+        "cancelled": "cancelled",
+        "queued": "queued",
+    }.get(state, state)
+    text = f"*{title}{scenario}* · {done}/{total} steps done · {status} · elapsed {elapsed}"
+    blocks: list[Block] = [section(f"{text}\n{bar}")]
+    if state == "running" and run.get("kind") == "rollback":
+        stop = run.get("stop_requested_by")
+        if stop:
+            blocks.append(
+                context(
+                    f"Cancel requested by {mention(stop)}: the run stops after the current step."
+                )
+            )
+        else:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"run-{run['id']}-cancel",
+                    "elements": [
+                        button(
+                            "Cancel run",
+                            Action.CANCEL_RUN,
+                            str(run["id"]),
+                            style="danger",
+                            confirm=confirm_dialog(
+                                "Cancel the rollback?",
+                                "The current step finishes first; no further step starts.",
+                                "Cancel run",
+                                danger=True,
+                            ),
+                        ),
+                    ],
+                }
+            )
+    return f"{title}: {done}/{total} steps done", blocks
+
+
+def step_message(
+    *,
+    index: int,
+    total: int,
+    name: str,
+    status: str,
+    attempt: int = 1,
+    started_at: datetime | None = None,
+    duration: float | None = None,
+    tail: str = "",
+    message: str = "",
+) -> tuple[str, list[Block]]:
+    """A step's message: posted when it starts, edited when it ends."""
+    again = f" (attempt {attempt})" if attempt > 1 else ""
+    head = f"{_STEP_ICON.get(status, '')} *Step {index + 1}/{total}: {escape(name)}*{again}"
+    if status == "running":
+        when = f" since {slack_time(started_at)}" if started_at else ""
+        return f"Step {index + 1}/{total} running: {name}", [section(f"{head} — running{when}")]
+    took = f" in {format_duration(duration)}" if duration is not None else ""
+    said = {
+        "succeeded": "succeeded",
+        "failed": "failed",
+        "timed_out": "timed out",
+        "interrupted": "interrupted",
+    }.get(status, status)
+    blocks = [section(f"{head} — {said}{took}")]
+    if message and status != "succeeded":
+        blocks.append(context(escape(message, limit=500)))
+    if (output := output_block(tail)) is not None:
+        blocks.append(output)
+    return f"Step {index + 1}/{total} {said}: {name}", blocks
+
+
+def controls(
+    run_id: int, index: int, name: str, *, reason: str, interrupted: bool = False
+) -> tuple[str, list[Block]]:
+    """Retry / Skip / Abort after a failure; Resume / Abort after an interruption."""
+    value = f"{run_id}:{index}"
+    abort = button(
+        "Abort",
+        Action.ABORT,
+        value,
+        style="danger",
+        confirm=confirm_dialog(
+            "Abort the rollback?",
+            "No further step runs. The system may be half-restored.",
+            "Abort",
+            danger=True,
+        ),
+    )
+    if interrupted:
+        elements = [
+            button(
+                "Resume",
+                Action.RESUME,
+                value,
+                style="primary",
+                confirm=confirm_dialog(
+                    "Resume from this step?",
+                    f"Step {index + 1} ({name[:80]}) runs again from its start.",
+                    "Resume",
+                ),
+            ),
+            abort,
+        ]
+    else:
+        elements = [
+            button("Retry", Action.RETRY, value, style="primary"),
+            button(
+                "Skip",
+                Action.SKIP,
+                value,
+                confirm=confirm_dialog(
+                    "Skip this step?",
+                    f"Step {index + 1} ({name[:80]}) will be recorded as skipped.",
+                    "Skip",
+                ),
+            ),
+            abort,
+        ]
+    text = f":raised_hand: {reason} Approvers decide:"
+    return reason, [
+        section(text),
+        {"type": "actions", "block_id": f"ctl-{value}", "elements": elements},
+    ]
+
+
+def control_decided(text: str) -> tuple[str, list[Block]]:
+    """The controls once someone chose: who chose what, and when (no buttons)."""
+    return text, [section(text)]
+
+
+def verification(checks: Sequence[Any]) -> tuple[str, list[Block]]:
+    """The verification results, one line each."""
+    if not checks:
+        return "No verification checks are defined.", [
+            section(
+                ":grey_question: No verification checks are defined in the runbook, so nothing "
+                "was verified."
+            )
+        ]
+    passed = sum(1 for c in checks if c.passed)
+    lines = [f"*Verification: {passed}/{len(checks)} checks passed*"]
+    for check in checks:
+        icon = ":white_check_mark:" if check.passed else ":x:"
+        lines.append(f"{icon} {escape(check.name)} — {escape(check.detail, limit=300)}")
+    return lines[0].strip("*"), [section("\n".join(lines))]
+
+
+def finished(
+    run: dict[str, Any], *, state: str, verified: bool | None, ended_at: datetime
+) -> tuple[str, list[Block]]:
+    """The last line of a run."""
+    title = _RUN_TITLE[run["kind"]]
+    took = format_duration((ended_at - run["started_at"]).total_seconds())
+    if state == "succeeded" and run["kind"] == "backup":
+        text = f":floppy_disk: Backup completed in {took}; every artifact is recorded."
+    elif state == "succeeded":
+        check = {
+            True: "verification passed",
+            False: "verification FAILED — see above",
+            None: "nothing verified",
+        }[verified]
+        text = f":checkered_flag: {title} finished in {took}; {check}."
+    else:
+        text = f":octagonal_sign: {title} {state} after {took}."
+    return text, [section(text)]
+
+
+def backup_root(user: str, total: int) -> tuple[str, list[Block]]:
+    """The channel message that opens a backup's thread."""
+    text = f":floppy_disk: {mention(user)} started the pre-integration backup ({total} steps)."
+    return "Backup started", [section(text), context("Progress is in this thread.")]

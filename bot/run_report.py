@@ -1,0 +1,173 @@
+"""The runner's event sink: store each result, then owe the thread its message. No Slack I/O."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from actions.artifacts import ArtifactError, record_artifact
+from actions.events import CheckEnded, Event, RunEnded, RunStarted, StepEnded, StepStarted
+from bot import outbox, run_blocks, run_store
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 2.0  # seconds between progress edits (the run's end always edits it)
+
+
+def progress_key(run_id: int) -> str:
+    """The logical key of a run's progress message."""
+    return f"run/{run_id}/progress"
+
+
+def step_key(run_id: int, index: int, attempt: int) -> str:
+    """The logical key of one attempt's step message."""
+    return f"run/{run_id}/step/{index}/{attempt}"
+
+
+@dataclass(frozen=True)
+class BackupArtifact:
+    """What a backup step leaves, rendered for this run."""
+
+    name: str
+    kind: str
+    reference: str
+    workdir: Path
+
+
+class RunReporter:
+    """Called with every runner event; awaited, so a result is stored before the next step."""
+
+    def __init__(
+        self,
+        services: Services,
+        run,
+        *,
+        thread_key: str | None,
+        names: list[str],
+        artifacts: dict[int, BackupArtifact] | None = None,
+    ) -> None:
+        self.services, self.run, self.thread_key, self.names = (
+            services,
+            dict(run),
+            thread_key,
+            names,
+        )
+        self.artifacts = artifacts or {}
+        self.checks: list[CheckEnded] = []
+        self.artifact_failed = False  # a backup step succeeded but its artifact is unusable
+        self._last_progress = 0.0
+        self._attempts: dict[int, int] = {}
+        self._started: dict[int, datetime] = {}
+
+    async def __call__(self, event: Event) -> None:
+        """Store the event's facts and owe the matching message, in one transaction."""
+        if isinstance(event, StepStarted):
+            await self._step_started(event)
+        elif isinstance(event, StepEnded):
+            await self._step_ended(event)
+        elif isinstance(event, CheckEnded):
+            self.checks.append(event)
+            async with self.services.pool.acquire() as conn:
+                await run_store.insert_check(conn, run_id=self.run["id"], check=event)
+        elif isinstance(event, RunStarted | RunEnded):
+            pass  # the executor owns the run's beginning and end
+
+    async def _step_started(self, event: StepStarted) -> None:
+        async with self.services.pool.acquire() as conn, conn.transaction():
+            row = await run_store.start_step(
+                conn,
+                run_id=self.run["id"],
+                index=event.index,
+                name=event.name,
+                started_at=event.started_at,
+            )
+            self._attempts[event.index] = row["attempt"]
+            self._started[event.index] = event.started_at
+            if self.thread_key is None:
+                return
+            text, blocks = run_blocks.step_message(
+                index=event.index,
+                total=len(self.names),
+                name=event.name,
+                status="running",
+                attempt=row["attempt"],
+                started_at=event.started_at,
+            )
+            await outbox.post(
+                conn,
+                channel=self.run["channel"],
+                text=text,
+                blocks=blocks,
+                key=step_key(self.run["id"], event.index, row["attempt"]),
+                thread_key=self.thread_key,
+            )
+            await self.progress(conn, done=event.index, current=event.name)
+
+    async def _step_ended(self, event: StepEnded) -> None:
+        status = event.status
+        message = event.message
+        artifact = self.artifacts.get(event.index)
+        recorded = None
+        if artifact is not None and event.succeeded:
+            try:
+                recorded = record_artifact(
+                    artifact.name,
+                    kind=artifact.kind,
+                    rendered_path_or_value=artifact.reference,
+                    workdir=artifact.workdir,
+                )
+            except ArtifactError as error:
+                status, message = "failed", str(error)
+                self.artifact_failed = True
+        moves_on = status == "succeeded" or event.continue_on_error
+        async with self.services.pool.acquire() as conn, conn.transaction():
+            await run_store.end_step(
+                conn,
+                run_id=self.run["id"],
+                index=event.index,
+                status=status,
+                ended_at=event.ended_at,
+                exit_code=event.exit_code,
+                output_tail=event.output_tail,
+                message=message,
+                next_step=event.index + 1 if moves_on else event.index,
+            )
+            if recorded is not None:
+                await run_store.insert_artifact(
+                    conn, run_id=self.run["id"], artifact=recorded, workdir=artifact.workdir
+                )
+            if self.thread_key is None:
+                return
+            attempt = self._attempts.get(event.index, 1)
+            text, blocks = run_blocks.step_message(
+                index=event.index,
+                total=len(self.names),
+                name=event.name,
+                status=status,
+                attempt=attempt,
+                duration=event.duration,
+                tail=event.output_tail,
+                message=message,
+            )
+            await outbox.update(
+                conn, key=step_key(self.run["id"], event.index, attempt), text=text, blocks=blocks
+            )
+
+    async def progress(
+        self, conn, *, done: int, current: str | None, state: str = "running", force: bool = False
+    ) -> None:
+        """Owe an edit of the progress message, at most every PROGRESS_EVERY seconds."""
+        if self.thread_key is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        run = await run_store.get_run(conn, run_id=self.run["id"])
+        text, blocks = run_blocks.progress(
+            dict(run), done=done, current=current, now=datetime.now(UTC), state=state
+        )
+        await outbox.update(conn, key=progress_key(self.run["id"]), text=text, blocks=blocks)

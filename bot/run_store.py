@@ -1,0 +1,208 @@
+"""Every SQL statement about runs: claims, leases, step and check results, backup artifacts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+
+from actions.artifacts import RecordedArtifact
+
+Record = asyncpg.Record
+
+
+async def get_run(conn: asyncpg.Connection, *, run_id: int) -> Record | None:
+    """The run row, or None."""
+    return await conn.fetchrow("select * from runs where id = $1", run_id)
+
+
+async def claim_run(
+    conn: asyncpg.Connection, *, run_id: int, owner: str, lease: float
+) -> Record | None:
+    """Take a queued run for this process: the UPDATE is the claim, so only one process wins."""
+    return await conn.fetchrow(
+        "update runs set state = 'running', owner = $2, stop_requested_by = null,"
+        " lease_until = now() + make_interval(secs => $3), started_at = coalesce(started_at, now())"
+        " where id = $1 and state = 'queued' returning *",
+        run_id,
+        owner,
+        lease,
+    )
+
+
+async def renew_lease(conn: asyncpg.Connection, *, run_id: int, owner: str, lease: float) -> bool:
+    """Extend our lease; False when the run is no longer ours."""
+    result = await conn.execute(
+        "update runs set lease_until = now() + make_interval(secs => $3)"
+        " where id = $1 and owner = $2 and state = 'running'",
+        run_id,
+        owner,
+        lease,
+    )
+    return result.endswith("1")
+
+
+async def queued_runs(conn: asyncpg.Connection) -> list[Record]:
+    """Runs waiting for a process to take them."""
+    return await conn.fetch("select id from runs where state = 'queued' order by id")
+
+
+async def orphan_runs(conn: asyncpg.Connection) -> list[Record]:
+    """Running runs whose owner stopped renewing its lease, marked interrupted (claimed)."""
+    return await conn.fetch(
+        "update runs set state = 'interrupted', owner = null where state = 'running'"
+        " and lease_until < now() returning *"
+    )
+
+
+async def set_run_state(
+    conn: asyncpg.Connection, *, run_id: int, state: str, from_states: tuple[str, ...], **changes
+) -> Record | None:
+    """Move a run from one of `from_states` to `state` atomically; None when it had moved on."""
+    columns = {"state": state, **changes}
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, 3))
+    return await conn.fetchrow(
+        f"update runs set {sets} where id = $1 and state = any($2::text[]) returning *",
+        run_id,
+        list(from_states),
+        *columns.values(),
+    )
+
+
+async def request_stop(conn: asyncpg.Connection, *, run_id: int, user: str) -> Record | None:
+    """Ask a running run to stop between steps; None when it isn't running."""
+    return await conn.fetchrow(
+        "update runs set stop_requested_by = $2 where id = $1 and state = 'running'"
+        " and stop_requested_by is null returning *",
+        run_id,
+        user,
+    )
+
+
+async def stop_requested(conn: asyncpg.Connection, *, run_id: int) -> str | None:
+    """Who asked this run to stop, if anyone."""
+    return await conn.fetchval("select stop_requested_by from runs where id = $1", run_id)
+
+
+async def start_step(
+    conn: asyncpg.Connection, *, run_id: int, index: int, name: str, started_at: datetime
+) -> Record:
+    """Record that a step started (so an interruption knows which step it cut)."""
+    attempt = await conn.fetchval(
+        "select count(*) + 1 from step_results where run_id = $1 and step_index = $2", run_id, index
+    )
+    await conn.execute("update runs set next_step = $2 where id = $1", run_id, index)
+    return await conn.fetchrow(
+        "insert into step_results (run_id, step_index, name, attempt, status, started_at)"
+        " values ($1, $2, $3, $4, 'running', $5) returning *",
+        run_id,
+        index,
+        name,
+        attempt,
+        started_at,
+    )
+
+
+async def end_step(
+    conn: asyncpg.Connection,
+    *,
+    run_id: int,
+    index: int,
+    status: str,
+    ended_at: datetime,
+    exit_code: int | None,
+    output_tail: str,
+    message: str,
+    next_step: int,
+) -> Record:
+    """Store a step's result and where the run goes next."""
+    await conn.execute("update runs set next_step = $2 where id = $1", run_id, next_step)
+    return await conn.fetchrow(
+        "update step_results set status = $3, ended_at = $4, exit_code = $5, output_tail = $6,"
+        " message = $7 where id = (select max(id) from step_results where run_id = $1"
+        " and step_index = $2) returning *",
+        run_id,
+        index,
+        status,
+        ended_at,
+        exit_code,
+        output_tail,
+        message,
+    )
+
+
+async def interrupt_running_steps(conn: asyncpg.Connection, *, run_id: int) -> list[Record]:
+    """Mark steps left 'running' by a dead process as interrupted; return them."""
+    return await conn.fetch(
+        "update step_results set status = 'interrupted', ended_at = now(),"
+        " message = 'the bot process stopped while this step ran'"
+        " where run_id = $1 and status = 'running' returning *",
+        run_id,
+    )
+
+
+async def step_results(conn: asyncpg.Connection, *, run_id: int) -> list[Record]:
+    """Every step result of a run, in order."""
+    return await conn.fetch("select * from step_results where run_id = $1 order by id", run_id)
+
+
+async def insert_check(conn: asyncpg.Connection, *, run_id: int, check) -> None:
+    """Store one verification result."""
+    await conn.execute(
+        "insert into check_results (run_id, name, kind, passed, detail, started_at, ended_at)"
+        " values ($1, $2, $3, $4, $5, $6, $7)",
+        run_id,
+        check.name,
+        check.kind,
+        check.passed,
+        check.detail,
+        check.started_at,
+        check.ended_at,
+    )
+
+
+async def insert_artifact(
+    conn: asyncpg.Connection, *, run_id: int, artifact: RecordedArtifact, workdir: Path
+) -> None:
+    """Record an artifact of a backup step that succeeded."""
+    await conn.execute(
+        "insert into artifacts (run_id, name, kind, path, value, size, sha256, workdir)"
+        " values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        run_id,
+        artifact.name,
+        artifact.kind,
+        artifact.path,
+        artifact.value,
+        artifact.size,
+        artifact.sha256,
+        str(workdir),
+    )
+
+
+async def latest_backup(
+    conn: asyncpg.Connection,
+) -> tuple[Record, dict[str, tuple[RecordedArtifact, Path]]] | None:
+    """The latest completed backup run and its artifacts by name, or None."""
+    run = await conn.fetchrow(
+        "select * from runs where kind = 'backup' and state = 'succeeded'"
+        " order by ended_at desc, id desc limit 1"
+    )
+    if run is None:
+        return None
+    rows = await conn.fetch("select * from artifacts where run_id = $1 order by id", run["id"])
+    artifacts = {
+        r["name"]: (
+            RecordedArtifact(
+                r["name"],
+                r["kind"],
+                path=r["path"],
+                value=r["value"],
+                size=r["size"],
+                sha256=r["sha256"],
+            ),
+            Path(r["workdir"]),
+        )
+        for r in rows
+    }
+    return run, artifacts
