@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -32,11 +32,12 @@ async def run_check(
     workdir: Path,
     masker: Masker,
     default_dsn: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> CheckEnded:
     """Run one check (`rendered` is its script, URL or query) and say whether it passed."""
     started = utc_now()
     kinds: dict[str, Callable[[], Awaitable[Outcome]]] = {
-        "run": lambda: _run(check, rendered, _check_workdir(check, Path(workdir)), masker),
+        "run": lambda: _run(check, rendered, _check_workdir(check, Path(workdir)), masker, env),
         "http": lambda: _http(check, rendered),
         "sql": lambda: _sql(check, rendered, check.dsn or default_dsn),
     }
@@ -55,12 +56,18 @@ async def run_checks(
     masker: Masker,
     on_event: EventSink,
     default_dsn: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[CheckEnded]:
     """Run (check, rendered text) pairs in order, awaiting `on_event` with each CheckEnded."""
     results = []
     for check, rendered in checks:
         ended = await run_check(
-            check, rendered=rendered, workdir=workdir, masker=masker, default_dsn=default_dsn
+            check,
+            rendered=rendered,
+            workdir=workdir,
+            masker=masker,
+            default_dsn=default_dsn,
+            env=env,
         )
         await on_event(ended)
         results.append(ended)
@@ -71,9 +78,11 @@ def _check_workdir(check: Check, workdir: Path) -> Path:
     return workdir / check.workdir if check.workdir else workdir
 
 
-async def _run(check: Check, script: str, workdir: Path, masker: Masker) -> Outcome:
+async def _run(
+    check: Check, script: str, workdir: Path, masker: Masker, env: Mapping[str, str] | None
+) -> Outcome:
     step = PreparedStep(0, check.name, script, workdir, check.timeout)
-    result = await execute_step(step, masker=masker, tail_lines=DETAIL_LINES)
+    result = await execute_step(step, masker=masker, env=env, tail_lines=DETAIL_LINES)
     if result.status == "succeeded":
         return True, "exit status 0"
     return False, "\n".join(filter(None, (result.message, result.output_tail)))

@@ -60,10 +60,11 @@ class RunExecutor:
     def __init__(self, services: Services, *, lease: float, poll_interval: float) -> None:
         self.services, self.lease, self.poll_interval = services, lease, poll_interval
         self.tasks: dict[int, asyncio.Task] = {}
+        self.draining = False  # set on SIGTERM: finish the current step, start no other
 
     def kick(self, run_id: int) -> None:
         """Start a queued run in this process, if nobody else has (the one hand-off)."""
-        if run_id in self.tasks:
+        if run_id in self.tasks or self.draining:
             return
         task = asyncio.create_task(self.execute(run_id), name=f"run-{run_id}")
         self.tasks[run_id] = task
@@ -87,10 +88,13 @@ class RunExecutor:
                 for run in await run_store.orphan_runs(conn):
                     await self._interrupted(conn, run)
 
-    async def shutdown(self) -> None:
-        """Stop our runs' current steps; their leases lapse and another process offers Resume."""
+    async def shutdown(self, grace: float) -> None:
+        """Drain: let running steps finish (up to `grace` s) and hand their runs on."""
+        self.draining = True
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()), timeout=grace)
         for task in list(self.tasks.values()):
-            task.cancel()
+            task.cancel()  # past the grace: the step is killed; its lease lapses -> Resume
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
     async def execute(self, run_id: int) -> None:
@@ -174,6 +178,8 @@ class RunExecutor:
             return await self._finish(run, reporter, "failed", reason=f"Can't start: {refusal}")
 
         async def stop_requested() -> bool:
+            if self.draining:
+                return True
             async with self.services.pool.acquire() as conn:
                 return bool(await run_store.stop_requested(conn, run_id=run["id"]))
 
@@ -187,6 +193,8 @@ class RunExecutor:
         )
         if ended.status == "failed" or reporter.artifact_failed:
             return await self._stopped_at_failure(run, reporter, ended.next_index, steps)
+        if ended.status == "cancelled" and self.draining:
+            return await self._hand_on(run, reporter, ended.next_index)
         if ended.status == "cancelled":
             return await self._finish(run, reporter, "cancelled", next_index=ended.next_index)
         verified = None
@@ -196,6 +204,8 @@ class RunExecutor:
                 workdir=runbook.workdir,
                 masker=masker_for(runbook.workdir),
                 on_event=reporter,
+                env=step_environment(),
+                default_dsn=runbook.vars.get("db_url"),
             )
             verified = all(r.passed for r in results)
         await self._finish(run, reporter, "succeeded", verified=verified)
@@ -231,6 +241,23 @@ class RunExecutor:
                     key=progress_key(run["id"]),
                     thread_key=thread_of(run),
                 )
+
+    async def _hand_on(self, run, reporter: RunReporter, index: int) -> None:
+        """This process is stopping between steps: queue the run for another process."""
+        async with self.services.pool.acquire() as conn, conn.transaction():
+            queued = await run_store.set_run_state(
+                conn, run_id=run["id"], state="queued", from_states=("running",), owner=None
+            )
+            if queued is None or not run["channel"]:
+                return
+            await reporter.progress(conn, done=index, current=None, state="queued", force=True)
+            await _say(
+                conn, run,
+                text=f":arrows_counterclockwise: The bot process running this {run['kind']} is "
+                f"restarting. Step {index} finished and was recorded; step {index + 1} starts in "
+                "another bot process, or when the bot is back.",
+                thread_key=thread_of(run),
+            )  # fmt: skip
 
     async def _stopped_at_failure(self, run, reporter: RunReporter, index: int, steps) -> None:
         async with self.services.pool.acquire() as conn, conn.transaction():

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL_LOCK_CLASS = 7_100_002  # advisory lock key space: one deliverer per channel
 NOTIFY_CHANNEL = "rollback_outbox"
+METADATA_TYPE = "rollback_bot_message"  # every post carries its outbox key in its metadata
 # Slack errors that retrying cannot fix: the message is given up and the reason logged.
 PERMANENT_ERRORS = frozenset(
     {
@@ -167,19 +168,23 @@ class Sender:
             key,
         )
         payload = latest["payload"]
+        # Counted before sending: a retry then knows an earlier attempt may have reached Slack.
+        await conn.execute("update outbox set attempts = attempts + 1 where id = $1", row["id"])
         try:
             if row["ts"] is None:
                 ts = await self._post(conn, row, payload)
-                await conn.execute(
-                    "update messages set ts = $2, posted_at = now() where key = $1", key, ts
-                )
-            else:
-                await self.client.chat_update(
-                    channel=row["channel"],
-                    ts=row["ts"],
-                    text=payload["text"],
-                    blocks=payload["blocks"] or [],
-                )
+                async with conn.transaction():
+                    await conn.execute(
+                        "update messages set ts = $2, posted_at = now() where key = $1", key, ts
+                    )
+                    await _close(conn, key, latest["id"], "sent")
+                return True
+            await self.client.chat_update(
+                channel=row["channel"],
+                ts=row["ts"],
+                text=payload["text"],
+                blocks=payload["blocks"] or [],
+            )
         except SlackApiError as error:
             code = error.response.get("error", "unknown_error")
             if code not in PERMANENT_ERRORS:
@@ -201,6 +206,13 @@ class Sender:
             )
             if thread_ts is None:
                 raise SlackApiError("thread root was never posted", {"error": "thread_missing"})
+        if row["attempts"] > 0 and (found := await self._find_posted(row, thread_ts)):
+            log.info(
+                "outbox: %s was already posted (ts %s); not posting again",
+                row["message_key"],
+                found,
+            )
+            return found
         response = await self.client.chat_postMessage(
             channel=row["channel"],
             text=payload["text"],
@@ -208,18 +220,47 @@ class Sender:
             thread_ts=thread_ts,
             unfurl_links=False,
             unfurl_media=False,
-            metadata={
-                "event_type": "rollback_bot_message",
-                "event_payload": {"key": row["message_key"]},
-            },
+            metadata={"event_type": METADATA_TYPE, "event_payload": {"key": row["message_key"]}},
         )
         return response["ts"]
+
+    async def _find_posted(self, row: asyncpg.Record, thread_ts: str | None) -> str | None:
+        """After an attempt whose outcome is unknown, look for our message by its metadata."""
+        oldest = f"{row['created_at'].timestamp() - 60:.6f}"
+        try:
+            if thread_ts:
+                response = await self.client.conversations_replies(
+                    channel=row["channel"], ts=thread_ts, oldest=oldest,
+                    include_all_metadata=True, limit=200,
+                )  # fmt: skip
+            else:
+                response = await self.client.conversations_history(
+                    channel=row["channel"], oldest=oldest, include_all_metadata=True, limit=200
+                )
+        except SlackApiError as error:
+            # Without history scopes we can't tell; posting again risks a duplicate, which is
+            # better than losing the message.
+            log.warning(
+                "outbox: can't check whether %s was posted (%s)",
+                row["message_key"],
+                error.response.get("error"),
+            )
+            return None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == METADATA_TYPE
+                and (metadata.get("event_payload") or {}).get("key") == row["message_key"]
+            ):
+                return message["ts"]
+        return None
 
 
 async def _head(conn: asyncpg.Connection, channel: str) -> asyncpg.Record | None:
     """The channel's oldest owed row, if it is due."""
     return await conn.fetchrow(
-        "select o.id, o.message_key, o.op, o.attempts, m.channel, m.thread_key, m.ts"
+        "select o.id, o.message_key, o.op, o.attempts, o.created_at, m.channel, m.thread_key,"
+        " m.ts"
         " from outbox o join messages m on m.key = o.message_key"
         " where m.channel = $1 and o.done_at is null and o.not_before <= now()"
         " and not exists (select 1 from outbox e join messages em on em.key = e.message_key"
@@ -249,7 +290,7 @@ async def _postpone(conn: asyncpg.Connection, row: asyncpg.Record, reason: str) 
         delay,
     )
     await conn.execute(
-        "update outbox set attempts = attempts + 1, last_error = $2,"
+        "update outbox set last_error = $2,"
         " not_before = now() + make_interval(secs => $3) where id = $1",
         row["id"],
         reason,

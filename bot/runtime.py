@@ -138,7 +138,7 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
         yield runtime
     finally:
         scheduler.shutdown()
-        await executor.shutdown()
+        await executor.shutdown(settings.shutdown_grace)
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)

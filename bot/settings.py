@@ -34,6 +34,7 @@ class Settings:
     slack_min_interval: float  # seconds between two messages the bot posts to one channel
     sync_interval: float  # how often each process looks for work other processes left
     run_lease: float  # a run whose process stops renewing this lease is taken as interrupted
+    shutdown_grace: float  # on SIGTERM, how long the current step may take to finish
     log_level: str
 
     @property
@@ -82,6 +83,7 @@ def load_settings(
         ),
         sync_interval=_number(get, "ROLLBACK_SYNC_INTERVAL", 10.0, float, 0.2, 3600.0, "seconds"),
         run_lease=_number(get, "ROLLBACK_RUN_LEASE", 30.0, float, 1.0, 3600.0, "seconds"),
+        shutdown_grace=_number(get, "ROLLBACK_SHUTDOWN_GRACE", 25.0, float, 0.0, 3600.0, "seconds"),
         log_level=_log_level(get("ROLLBACK_LOG_LEVEL") or "INFO"),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -23,13 +24,19 @@ async def start_bot(fresh_database, fake, tmp_path):
     bots: list[Bot] = []
     runbook_path = tmp_path / "runbook.toml"
 
-    async def start(*, env: dict[str, str] | None = None, rewrite: bool = True, **runbook) -> Bot:
-        if rewrite or not runbook_path.exists():
-            write_runbook(runbook_path, **runbook)
+    async def start(
+        *,
+        env: dict[str, str] | None = None,
+        rewrite: bool = True,
+        runbook: Path | None = None,
+        **options,
+    ) -> Bot:
+        if runbook is None and (rewrite or not runbook_path.exists()):
+            write_runbook(runbook_path, **options)
         environment = bot_env(
             dsn=fresh_database,
             fake=fake,
-            runbook=runbook_path,
+            runbook=runbook or runbook_path,
             data_dir=tmp_path / "data",
             **(env or {}),
         )
@@ -41,3 +48,21 @@ async def start_bot(fresh_database, fake, tmp_path):
     yield start
     for bot in bots:
         await bot.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def sandbox(pg_server_dsn, tmp_path):
+    """A realistic project to roll back: its database, git repo, running app and tool shims."""
+    import uuid
+
+    from bot.sandbox import build_sandbox
+
+    box = build_sandbox(
+        tmp_path / "sandbox",
+        server_dsn=pg_server_dsn,
+        db_name=f"ecom_os_{uuid.uuid4().hex[:8]}",
+        rows=2000,
+    )
+    box.start_app()
+    yield box
+    box.destroy()
