@@ -81,18 +81,25 @@ def _input(field: Field, label: str, element: dict, optional: bool = False) -> d
     }
 
 
+def _option_value(option) -> str | None:
+    value = option.get("value") if isinstance(option, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def read_submission(view: dict, *, now: datetime) -> tuple[dict[str, Any], dict[str, str]]:
     """The submitted values, and errors by block id (empty when valid). Pure."""
-    values = (view.get("state") or {}).get("values") or {}
 
     def pick(field: Field, key: str):
-        entry = (values.get(field) or {}).get(field) or {}
-        return entry.get(key)
+        node = view  # every level may be missing or of the wrong type in a hostile payload
+        for step in ("state", "values", field.value, field.value, key):
+            node = node.get(step) if isinstance(node, dict) else None
+        return node
 
     errors: dict[str, str] = {}
-    severity_value = (pick(Field.SEVERITY, "selected_option") or {}).get("value")
-    scenario = (pick(Field.SCENARIO, "selected_option") or {}).get("value")
-    summary = clean_text(pick(Field.SUMMARY, "value") or "")
+    severity_value = _option_value(pick(Field.SEVERITY, "selected_option"))
+    scenario = _option_value(pick(Field.SCENARIO, "selected_option"))
+    summary = pick(Field.SUMMARY, "value")
+    summary = clean_text(summary if isinstance(summary, str) else "")
     detected_raw = pick(Field.DETECTED, "selected_date_time")
     try:
         severity = Severity(severity_value)
@@ -127,6 +134,10 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.view(View.DECLARE)
     async def submitted(ack, body, view, client) -> None:
+        user = (body.get("user") or {}).get("id") if isinstance(body.get("user"), dict) else None
+        if not isinstance(view, dict) or not isinstance(user, str) or not user:
+            await ack(response_action="errors", errors={Field.SEVERITY: "Malformed form."})
+            return
         submission, errors = read_submission(view, now=datetime.now(UTC))
         if submission["scenario"] is not None and submission["scenario"] not in keys:
             errors[Field.SCENARIO] = "That scenario is not in the runbook."
@@ -140,7 +151,6 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
-        user = body["user"]["id"]
         await answer_safely(
             _ephemeral_to(client, channel, user),
             workflow.declare(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_sdk.signature import SignatureVerifier
@@ -10,6 +12,7 @@ from actions.model import Runbook
 from bot.runtime import Runtime, running
 from bot.settings import Settings
 
+log = logging.getLogger(__name__)
 RUNTIME = web.AppKey("runtime", Runtime)
 MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; refuse anything bigger
 
@@ -34,13 +37,17 @@ async def slack_events(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     try:
         bolt_request = await to_bolt_request(request)
-    except ValueError:  # a body Bolt can't parse (e.g. `payload=` that is not JSON)
+        bolt_response = await runtime.bolt.async_dispatch(bolt_request)
+        if bolt_response.status >= 500:  # Bolt could not match a malformed (signed) payload
+            raise ValueError(f"Bolt answered {bolt_response.status}")
+        return await to_aiohttp_response(bolt_response)
+    except Exception as error:  # a payload Bolt can't make sense of (`payload=[]`, not JSON, …)
         body = await request.text()
         verifier = SignatureVerifier(runtime.settings.slack_signing_secret or "")
         if not verifier.is_valid_request(body, dict(request.headers)):
             return web.json_response({"error": "invalid request"}, status=401)
+        log.info("malformed Slack payload refused: %s", type(error).__name__)
         return web.json_response({"error": "malformed payload"}, status=400)
-    return await to_aiohttp_response(await runtime.bolt.async_dispatch(bolt_request))
 
 
 async def healthz(request: web.Request) -> web.Response:
