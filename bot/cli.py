@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="force HTTP mode")
     serve.add_argument("--port", type=int, help="HTTP port (default: $PORT or 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="HTTP bind address (default 0.0.0.0)")
+    sub.add_parser(
+        "start", help="serve when Slack is configured; otherwise say how, and show the demo"
+    )
     sub.add_parser("migrate", help="apply database migrations and exit")
     runbook = sub.add_parser("runbook", help="runbook tools")
     runbook_sub = runbook.add_subparsers(dest="runbook_command", required=True)
@@ -71,6 +74,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
         )
         return 0
+    if args.command == "start":
+        if settings.slack_bot_token:
+            args = build_parser().parse_args(["serve"])
+        else:
+            print(NOT_CONFIGURED, file=sys.stderr)
+            return _demo_or_stop(settings)
     if args.command == "serve":
         from bot.serve import serve
 
@@ -91,6 +100,21 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "rehearse":
         return offline.rehearse(settings, runbook, database_dsn(settings), args.scenario)
     return offline.backup(settings, runbook, database_dsn(settings))
+
+
+NOT_CONFIGURED = """\
+rollback-bot: no Slack workspace is configured (SLACK_BOT_TOKEN is not set).
+  To connect one: create the app from manifest.yml, then put SLACK_BOT_TOKEN and
+  SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode) in .env — see README.md.
+  Meanwhile, here is the demo: a whole incident on a throwaway sandbox, no Slack needed."""
+
+
+def _demo_or_stop(settings: Settings) -> int:
+    try:
+        from bot.demo import run_demo
+    except ImportError:
+        raise Stop("the demo is not available in this version; configure Slack to serve.") from None
+    return run_demo(settings)
 
 
 def run_migrations(dsn: str) -> list[str]:
