@@ -11,10 +11,10 @@ from actions.plan import rehearse as dry_run
 from actions.render import RenderContext
 from bot import blocks, outbox, run_blocks, run_store, store
 from bot.approvals import may_approve, refresh_root, thread_note
-from bot.executor import thread_of
 from bot.guard import answer_safely
 from bot.ids import Action
 from bot.incidents import Event, format_id
+from bot.run_outcomes import thread_of
 from bot.services import Refusal, Services
 
 _VALUE = re.compile(r"([0-9]{1,12}):([0-9]{1,4})")
