@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 from actions.model import Runbook, Step
 from actions.runbook import load_runbook
 from bot import sandbox_files as files
+from bot import sandbox_tools as tools
 
 DEFAULT_RUNBOOK = Path(__file__).resolve().parents[1] / "runbook.toml"
 SNAPSHOT_SKIPS = (".git", "backup", "node_modules")  # top-level project dirs not snapshotted
@@ -244,7 +245,7 @@ def build_sandbox(root: Path, *, server_dsn: str, db_name: str, rows: int = 3000
                   _free_port(), root / "runbook.toml", secrets)  # fmt: skip
     config = {"root": str(root), "project": str(project), "port": box.app_port,
               "python": sys.executable}  # fmt: skip
-    for name, text in files.shims(sys.executable, config).items():
+    for name, text in tools.shims(sys.executable, config).items():
         (bin_dir / name).write_text(text, encoding="utf-8")
         (bin_dir / name).chmod(0o755 if not name.endswith(".py") else 0o644)
     _drop_database(box, db_name)
