@@ -6,7 +6,7 @@ import re
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from actions.artifacts import RecordedArtifact, artifact_problem
@@ -190,10 +190,13 @@ def rehearse(
     path: str | None = None,
 ) -> Rehearsal:
     """Render every step and check its programs and backups; run nothing."""
+    # Artifacts with no backup yet are shown as a marker, so every command is still readable.
+    absent = {n: f"<no backup of {n}>" for n in scenario_artifacts(scenario) if n not in ctx.backup}
+    shown = replace(ctx, backup={**absent, **ctx.backup})
     steps = []
     for step in scenario.steps:
         try:
-            command = render(step.run, ctx)
+            command = render(step.run, shown)
         except RenderError as error:
             steps.append(RehearsedStep(step.name, step.run.strip(), (), str(error)))
             continue
