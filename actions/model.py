@@ -77,6 +77,7 @@ class Policy:
     approval_expires_after: float = 1800.0  # seconds
     approvers: tuple[str, ...] = ()  # U…/W… users or S… user groups; empty: anyone but the declarer
     declarers: tuple[str, ...] = ()  # empty: anyone
+    postmortem_reminder_after: float = 86400.0  # seconds between post-mortem reminders
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot import blocks, store
+from bot.history import history_text
 from bot.incidents import format_id
 from bot.parsing import USAGE
 from bot.services import Services
@@ -69,15 +70,8 @@ async def status(services: Services, *, incident_id: int | None, channel: str) -
 
 
 async def history(services: Services) -> str:
-    """The latest incidents, newest first."""
-    async with services.pool.acquire() as conn:
-        incidents = await store.recent_incidents(conn, limit=15)
-    if not incidents:
-        return "No incidents yet."
-    return "Recent incidents:\n" + "\n".join(
-        f"{blocks.incident_line(i)} · declared {blocks.slack_time(i['declared_at'])}"
-        for i in incidents
-    )
+    """The latest incidents, newest first, with time to detect, decide and restore."""
+    return await history_text(services)
 
 
 __all__ = ["format_id", "help_text", "history", "status"]

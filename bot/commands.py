@@ -6,7 +6,7 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 
-from bot import answers, run_control, views, workflow
+from bot import answers, comms_commands, run_control, views, workflow
 from bot.guard import answer_safely
 from bot.incidents import Event
 from bot.parsing import Command, ParseError, parse_command
@@ -56,7 +56,9 @@ def _needs_modal(parsed: Command, services: Services) -> bool:
     )
 
 
-async def _dispatch(services: Services, parsed: Command, user: str, channel: str, command) -> str:
+async def _dispatch(
+    services: Services, parsed: Command, user: str, channel: str, command
+) -> str | None:
     verb = parsed.verb
     if verb == "declare":
         return await workflow.declare(
@@ -95,4 +97,8 @@ async def _dispatch(services: Services, parsed: Command, user: str, channel: str
         return await run_control.start_backup(services, user=user, channel=channel)
     if verb == "rehearse":
         return await run_control.rehearse_command(services, parsed, user=user, channel=channel)
+    if verb in comms_commands.VERBS:
+        return await comms_commands.dispatch(
+            services, parsed, user=user, channel=channel, command=command
+        )
     raise Refusal(f"`/rollback {verb}` is not available in this version yet.")

@@ -13,6 +13,9 @@ class Action(StrEnum):
     ABORT = "run_abort"
     CANCEL_RUN = "run_cancel"
     RESUME = "run_resume"
+    POST_NOTICE = "notice_post"
+    TICK_CHECKLIST = "checklist_tick"
+    POSTMORTEM_DONE = "postmortem_done"
 
 
 class View(StrEnum):

@@ -26,7 +26,7 @@ USAGE = {
     "checklist": "/rollback checklist [pre|during|post]",
     "contacts": "/rollback contacts",
     "notice": "/rollback notice RB-ID [next YYYY-MM-DD]",
-    "postmortem": "/rollback postmortem RB-ID",
+    "postmortem": "/rollback postmortem RB-ID [done]",
     "history": "/rollback history",
     "help": "/rollback help",
 }
@@ -224,8 +224,9 @@ def _notice(args, scenarios, now) -> Command:
 
 def _postmortem(args, scenarios, now) -> Command:
     incident_id, rest = _required_id("postmortem", args)
-    _no_more("postmortem", rest)
-    return Command("postmortem", incident_id=incident_id)
+    done = bool(rest) and rest[0].lower() == "done"
+    _no_more("postmortem", rest[1:] if done else rest)
+    return Command("postmortem", incident_id=incident_id, text="done" if done else "")
 
 
 _PARSERS = {

@@ -22,7 +22,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from actions.model import Runbook
 from actions.plan import artifact_refusal
-from bot import buttons, commands, run_control, run_store, views, workflow
+from bot import (
+    buttons,
+    checklists,
+    commands,
+    home,
+    notice,
+    reminders,
+    run_control,
+    run_store,
+    views,
+    workflow,
+)
+from bot.aftercare import Aftercare
 from bot.database import create_pool
 from bot.executor import RunExecutor
 from bot.outbox import Sender
@@ -57,13 +69,8 @@ def create_bolt_app(settings: Settings, services: Services, client: AsyncWebClie
         or bool(settings.slack_signing_secret),
         process_before_response=False,
     )
-    for module in (commands, buttons, views, run_control):
+    for module in (commands, buttons, views, run_control, home, notice, checklists, reminders):
         module.register(app, services)
-
-    @app.event("app_home_opened")
-    async def home_opened(ack) -> None:  # the Home tab arrives with the communications work
-        await ack()
-
     return app
 
 
@@ -99,6 +106,9 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
     client = make_client(settings)
     process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     services = Services(pool=pool, runbook=runbook, process_id=process_id)
+    services.data_dir, services.slack = settings.data_dir, client
+    aftercare = Aftercare(services)
+    services.run_finished = aftercare.run_finished
 
     async def members_of(group: str) -> set[str]:
         response = await client.usergroups_users_list(usergroup=group)
@@ -139,6 +149,7 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
     finally:
         scheduler.shutdown()
         await executor.shutdown(settings.shutdown_grace)
+        await aftercare.close()
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -34,6 +36,8 @@ class Services:
     run_queued: Callable[[int], None] = _ignore  # the one hand-off to the runner
     run_finished: Callable[[int], None] = _ignore  # a run ended (notice, post-mortem)
     scenario_refusal: Callable[..., Awaitable[str | None]] | None = None
+    data_dir: Path | None = None  # ROLLBACK_DATA_DIR: post-mortems are written under it
+    slack: Any = None  # the Web API client, for calls that are not chat messages (canvases…)
     extra: dict = field(default_factory=dict)
 
     def scenario_title(self, key: str | None) -> str:

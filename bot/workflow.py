@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from actions.durations import format_duration
-from bot import blocks, outbox, store
+from bot import blocks, outbox, reminders, store
 from bot.approvals import (
     approval_key,
     expire,
@@ -148,6 +148,11 @@ async def close(
         done = "resolved" if event is Event.RESOLVE else "cancelled"
         await thread_note(conn, incident, f"{blocks.mention(user)} {done} {rid}{said}")
         await refresh_root(conn, services, incident)
+        due = []
+        if event is Event.RESOLVE:
+            due = await reminders.schedule_on_resolve(conn, services, incident)
+    for deadline in due:
+        services.schedule_deadline(deadline)
     return f"{rid} is {done}."
 
 
@@ -217,6 +222,8 @@ async def fire_deadline(services: Services, *, deadline_id: int) -> bool:
             )
         elif deadline["kind"] == "approval_expiry":
             await expire(conn, services, approval_id=deadline["ref_id"], incident=incident)
+        elif deadline["kind"] == reminders.REMINDER:
+            scheduled = await reminders.fire(conn, services, incident, deadline)
     for extra in scheduled:
         services.schedule_deadline(extra)
     return True

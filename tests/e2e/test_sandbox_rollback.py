@@ -31,6 +31,12 @@ async def until(predicate, *, timeout: float = 60.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def nothing_owed(dsn) -> bool:
+    """True when the outbox holds no undelivered message."""
+    rows = await fetch(dsn, "select count(*) from outbox where done_at is null")
+    return rows[0]["count"] == 0
+
+
 async def run_states(dsn, kind: str) -> list[str]:
     rows = await fetch(dsn, "select state from runs where kind = $1 order by id", kind)
     return [r["state"] for r in rows]
@@ -164,8 +170,7 @@ async def test_slack_throttling_and_errors_during_a_run_lose_and_duplicate_nothi
     posted = [c for c in fake.calls_to("chat.postMessage") if c.ok]
     keys = [c.args["metadata"]["event_payload"]["key"] for c in posted]
     assert len(keys) == len(set(keys)), "a message was posted twice"
-    owed = await fetch(start_bot.dsn, "select count(*) from outbox where done_at is null")
-    assert owed[0]["count"] == 0
+    await until(lambda: nothing_owed(start_bot.dsn), what="every owed message to be delivered")
     thread = incident_thread(fake)
     step_messages = [text_of(m) for m in thread if "Step " in m.get("text", "")]
     numbers = [int(t.split("Step ", 1)[1].split("/", 1)[0]) for t in step_messages]
@@ -223,11 +228,7 @@ async def test_slack_down_and_the_bot_killed_while_messages_are_owed_delivers_ea
     fake.heal()
     await start_on(start_bot, sandbox, rewrite=False)
 
-    async def delivered():
-        rows = await fetch(start_bot.dsn, "select count(*) from outbox where done_at is null")
-        return rows[0]["count"] == 0
-
-    await until(delivered, timeout=90, what="every owed message")
+    await until(lambda: nothing_owed(start_bot.dsn), timeout=90, what="every owed message")
     posted = [
         c.args["metadata"]["event_payload"]["key"]
         for c in fake.calls_to("chat.postMessage")

@@ -68,6 +68,7 @@ GOOD = [
     ("notice RB-1 next 2026-12-01", Command("notice", incident_id=1, next_attempt="2026-12-01")),
     ("notice 4 NEXT 2027-02-28", Command("notice", incident_id=4, next_attempt="2027-02-28")),
     ("postmortem RB-9", Command("postmortem", incident_id=9)),
+    ("postmortem RB-9 done", Command("postmortem", incident_id=9, text="done")),
     ("history", Command("history")),
     ("  status \t RB-5 \n", Command("status", incident_id=5)),
 ]

@@ -423,3 +423,12 @@ def test_scenario_steps_have_no_artifacts(tmp_path):
     text = variant('  timeout = "30m"', '  artifact = { name = "x", path = "y" }')
     problem = only_problem(tmp_path, text)
     assert (problem.line, "unknown key 'artifact'" in problem.message) == (20, True)
+
+
+def test_postmortem_reminder_interval_is_read_and_defaults_to_a_day(tmp_path):
+    assert load_runbook(write(tmp_path, MINIMAL)).policy.postmortem_reminder_after == 86400.0
+    extra = '\n[policy]\npostmortem_reminder_after = "4h"\n'
+    runbook = load_runbook(write(tmp_path, MINIMAL + extra))
+    assert runbook.policy.postmortem_reminder_after == 4 * 3600.0
+    problem = only_problem(tmp_path, MINIMAL + '\n[policy]\npostmortem_reminder_after = "daily"\n')
+    assert problem.line == 31 and "postmortem_reminder_after: " in problem.message

@@ -1,0 +1,146 @@
+"""After a rollback: the maintenance notice (once per channel, honest) and the post-mortem."""
+
+from __future__ import annotations
+
+from bot.comms_render import document_time
+from tests.e2e.comms_support import (
+    APPROVER,
+    CHANNEL,
+    NOTICE_CHANNELS,
+    answer,
+    click,
+    command,
+    posts_to,
+    roll_back,
+    thread_text,
+    wait_row,
+    write_comms_runbook,
+)
+from tests.e2e.harness import fetch, text_of
+
+
+async def test_verified_rollback_posts_the_notice_once_per_channel_and_a_postmortem_canvas(
+    start_bot, fake, tmp_path
+):
+    write_comms_runbook(tmp_path, check="true")
+    bot = await start_bot(rewrite=False)
+    dsn = start_bot.dsn
+    await roll_back(bot, fake, dsn)
+    for channel in NOTICE_CHANNELS:
+        await fake.wait_for(lambda f, c=channel: posts_to(f, c), timeout=20)
+    await fake.wait_for(lambda f: f.canvases, timeout=20)
+    await fake.wait_for(lambda f: ":memo:" in thread_text(f), timeout=20)
+
+    for channel in NOTICE_CHANNELS:
+        [notice] = posts_to(fake, channel)
+        body = text_of(notice)
+        assert "System Maintenance Notice" in body and "WMS integration" in body
+        assert "What was rolled back*: Database migration failure (RB-1, CRITICAL)" in body
+        assert "No data has been lost" in body and "All other systems operating normally" in body
+        assert "Rollback completed: <!date^" in body and "Services restored: <!date^" in body
+        assert "Next attempt scheduled: not yet scheduled" in body
+        assert "<@UONCALL01>" in body
+        assert "&lt;!channel&gt;" in body and "<!channel>" not in body and "@here" not in body
+    assert "Maintenance notice posted to <#CNOTICE01>, <#CNOTICE02>" in thread_text(fake)
+    rows = await fetch(dsn, "select channel from notices order by channel")
+    assert [r["channel"] for r in rows] == list(NOTICE_CHANNELS)
+
+    # The canvas: every time is the audit log's, the steps and the approver are named.
+    [canvas] = fake.canvases.values()
+    markdown = canvas["document_content"]["markdown"]
+    assert canvas["title"].startswith("RB-1 post-mortem") and canvas["channel_id"] == CHANNEL
+    events = await fetch(dsn, "select kind, actor, at from events where incident_id = 1")
+    at = {e["kind"]: document_time(e["at"]) for e in events}
+    incident = (await fetch(dsn, "select * from incidents"))[0]
+    assert f"**Start Time**: {at['declare']}" in markdown
+    assert f"**Detection Time**: {document_time(incident['detected_at'])}" in markdown
+    assert "(declared 10m after detection)" in markdown
+    assert f"**Rollback Decision**: {at['request_approval']}" in markdown
+    assert f"**Rollback Approved**: {at['approve']} by ![](@{APPROVER})" in markdown
+    steps = await fetch(dsn, "select * from step_results order by id")
+    assert [s["name"] for s in steps] == ["Stop services", "Restore database"]
+    for n, step in enumerate(steps, 1):
+        times = f"{document_time(step['started_at'])} → {document_time(step['ended_at'])}"
+        assert f"{n}. **{step['name']}**: succeeded, {times}" in markdown
+    assert "- passed: App responsive (run)" in markdown
+    assert "<!channel>" not in markdown and "](http" not in markdown
+    saved = (tmp_path / "data" / "postmortems" / "RB-1.md").read_text()
+    assert f"**Rollback Approved**: {at['approve']} by @{APPROVER}" in saved
+    [row] = await fetch(dsn, "select * from postmortems")
+    assert (row["state"], row["kind"], row["slack_id"]) == ("created", "canvas", *fake.canvases)
+    assert row["path"].endswith("postmortems/RB-1.md")
+
+    # Asking again neither creates a second canvas nor posts a second notice.
+    again = await answer(fake, await command(bot, fake, "postmortem RB-1"))
+    assert "already exists" in again["text"] and len(fake.canvases) == 1
+
+
+async def test_next_attempt_date_appears_when_the_notice_is_posted_again(start_bot, fake, tmp_path):
+    write_comms_runbook(tmp_path)
+    bot = await start_bot(rewrite=False)
+    await roll_back(bot, fake, start_bot.dsn, summary="migration broke")
+    await fake.wait_for(lambda f: all(posts_to(f, c) for c in NOTICE_CHANNELS), timeout=20)
+    preview = await answer(fake, await command(bot, fake, "notice RB-1 next 2026-12-01"))
+    assert "Next attempt scheduled: 2026-12-01" in text_of(preview)
+    [action] = [b for b in preview["blocks"] if b["type"] == "actions"]
+    value = action["elements"][0]["value"]
+    clicked = await click(bot, fake, "UCOMMS001", "notice_post", value)
+    assert "updated in <#CNOTICE01>, <#CNOTICE02>" in (await answer(fake, clicked))["text"]
+
+    def updated(f):
+        return [c for c in f.calls_to("chat.update") if "2026-12-01" in text_of(c.args)]
+
+    await fake.wait_for(lambda f: len(updated(f)) == 2, timeout=20)
+    for channel in NOTICE_CHANNELS:
+        assert len(posts_to(fake, channel)) == 1  # edited, never posted twice
+        assert "2026-12-01" in text_of(fake.messages(channel)[0])
+    rows = await fetch(start_bot.dsn, "select next_attempt from incidents")
+    assert str(rows[0]["next_attempt"]) == "2026-12-01"
+
+
+async def test_failed_verification_makes_no_claims_and_the_postmortem_falls_back_to_a_file(
+    start_bot, fake, tmp_path
+):
+    write_comms_runbook(tmp_path, check="false")
+    fake.canvases_enabled = False
+    bot = await start_bot(rewrite=False)
+    dsn = start_bot.dsn
+    await roll_back(bot, fake, dsn)
+    for channel in NOTICE_CHANNELS:
+        await fake.wait_for(lambda f, c=channel: posts_to(f, c), timeout=20)
+        body = text_of(posts_to(fake, channel)[0])
+        assert "No data has been lost" not in body and "Services restored" not in body
+        assert "All other systems operating normally" not in body
+        assert "Not yet verified" in body and "verification failed (App responsive)" in body
+    [run] = await fetch(dsn, "select verification_passed from runs")
+    assert run["verification_passed"] is False
+
+    await wait_row(dsn, "select 1 from postmortems where state = 'created'")
+    [uploaded] = [f for f in fake.files.values() if f.completed]
+    root = fake.messages(CHANNEL)[0]
+    assert (uploaded.channel_id, uploaded.thread_ts) == (CHANNEL, root["ts"])
+    assert uploaded.filename == "RB-1-postmortem.md"
+    content = uploaded.content.decode()
+    assert "- FAILED: App responsive (run)" in content
+    assert "Verification: FAILED; services were not confirmed as restored" in content
+    assert not fake.canvases
+    [row] = await fetch(dsn, "select kind, slack_id from postmortems")
+    assert (row["kind"], row["slack_id"]) == ("file", uploaded.id)
+    assert (tmp_path / "data" / "postmortems" / "RB-1.md").read_text() == content
+
+
+async def test_a_slack_refusal_of_the_postmortem_is_told_in_the_thread_and_retried_on_demand(
+    start_bot, fake, tmp_path
+):
+    write_comms_runbook(tmp_path)
+    fake.fail("canvases.create", error="missing_scope", times=None)
+    fake.fail("files.getUploadURLExternal", error="missing_scope", times=1)
+    bot = await start_bot(rewrite=False)
+    await roll_back(bot, fake, start_bot.dsn)
+    await fake.wait_for(lambda f: "couldn't create RB-1's post-mortem" in thread_text(f), 20)
+    assert "(missing_scope)" in thread_text(fake)
+    assert (tmp_path / "data" / "postmortems" / "RB-1.md").exists()
+    retried = await answer(fake, await command(bot, fake, "postmortem RB-1"))
+    assert "a Markdown file uploaded" in retried["text"]
+    [row] = await fetch(start_bot.dsn, "select state, kind from postmortems")
+    assert (row["state"], row["kind"]) == ("created", "file")
