@@ -1,8 +1,10 @@
 """What follows a rollback run's end: the maintenance notice, then the post-mortem.
 
 `services.run_finished(run_id)` is called by the process that ran the run, after the run's
-transaction committed; the work happens in a task of that process. The notice is owed
-through the outbox (claimed per run and channel); the post-mortem is claimed per incident.
+transaction committed; the work happens in a task of that process. If that process dies
+first, `sweep` (run periodically by every process) finds ended runs whose after-run work is
+not done and claims them. The notice is owed through the outbox (claimed per run and
+channel); the post-mortem is claimed per incident.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot import notice, postmortem, run_store, store
+from bot import notice, postmortem, store
 from bot.incidents import format_id
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+# A claim older than this is taken as abandoned (its process died) and may be taken again.
+_UNCLAIMED = "(aftercare_claimed_at is null or aftercare_claimed_at < now() - interval '5 minutes')"
 
 
 class Aftercare:
@@ -30,23 +34,50 @@ class Aftercare:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def sweep(self) -> None:
+        """Start the after-run work of ended rollbacks that nobody has completed."""
+        async with self.services.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "select id from runs where kind = 'rollback' and ended_at is not null"
+                " and ended_at > now() - interval '1 day' and aftercare_done_at is null"
+                f" and {_UNCLAIMED} order by id"
+            )
+        for row in rows:
+            self.run_finished(row["id"])
+
+    async def run_forever(self, interval: float) -> None:
+        """Sweep every `interval` seconds until cancelled."""
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # a failed sweep is retried; nothing is lost meanwhile
+                log.exception("after-run sweep failed; will retry")
+            await asyncio.sleep(interval)
+
     async def after(self, run_id: int) -> None:
         """Post the notice and create the post-mortem of an ended rollback (not of backups)."""
         services, rid = self.services, "?"
         try:
             async with services.pool.acquire() as conn:
-                run = await run_store.get_run(conn, run_id=run_id)
-            if run is None or run["kind"] != "rollback" or not run["incident_id"]:
-                return
+                run = await conn.fetchrow(
+                    "update runs set aftercare_claimed_at = now() where id = $1"
+                    " and kind = 'rollback' and incident_id is not null and ended_at is not null"
+                    f" and aftercare_done_at is null and {_UNCLAIMED} returning *",
+                    run_id,
+                )
+            if run is None:
+                return  # not an ended rollback, done already, or another process has it
             rid = format_id(run["incident_id"])
-            if run["ended_at"] is None:
-                return  # stopped for a decision, not ended
             async with services.pool.acquire() as conn, conn.transaction():
                 incident = await store.lock_incident(conn, incident_id=run["incident_id"])
                 await notice.post_notices(conn, services, incident, run, user="bot", refresh=False)
             await postmortem.create(
                 services, incident_id=run["incident_id"], run_id=run_id, actor="bot"
             )
+            async with services.pool.acquire() as conn:
+                await conn.execute(
+                    "update runs set aftercare_done_at = now() where id = $1", run_id
+                )
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import asyncpg
+from slack_sdk.errors import SlackApiError
 
-from bot import blocks, outbox, store
+from bot import blocks, outbox, run_store, store
 from bot.incidents import Event, InvalidTransition, State, format_id
+from bot.outbox import slack_error_code
 from bot.services import Refusal, Services
 
 
@@ -107,7 +109,16 @@ async def may_approve(services: Services, *, user: str, incident) -> None:
     if not approvers or user in approvers:
         return
     for group in (a for a in approvers if a.startswith("S")):
-        if user in await services.members_of(group):
+        try:
+            members = await services.members_of(group)
+        except SlackApiError as error:
+            code = slack_error_code(error)
+            raise Refusal(
+                f"I couldn't read the approver group {blocks.mention(group)} ({code}), "
+                "so I can't tell whether you may approve. A Slack admin must grant the app "
+                "`usergroups:read`; meanwhile an approver listed by user ID can decide."
+            ) from None
+        if user in members:
             return
     who = ", ".join(blocks.mention(a) for a in approvers)
     raise Refusal(f"Only the runbook's approvers may decide {rid}'s rollback: {who}.")
@@ -166,6 +177,7 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         )
         return None
     scenario = services.runbook.scenario(approval["scenario"])
+    latest = await run_store.latest_backup(conn)  # the run restores from this backup, always
     run = await store.insert_run(
         conn,
         kind="rollback",
@@ -176,6 +188,7 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         incident_id=incident["id"],
         approval_id=approval["id"],
         scenario=approval["scenario"],
+        backup_run_id=latest[0]["id"] if latest else None,
     )
     await thread_note(
         conn,

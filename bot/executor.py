@@ -8,7 +8,6 @@ thread offers Resume / Abort: nothing is re-run without a person deciding.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -72,6 +71,8 @@ class RunExecutor:
                 await self.poll()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("executor: database unavailable (%s)", error)
+            except Exception:  # keep watching for work whatever one poll hit
+                log.exception("executor: poll failed; will retry")
             await asyncio.sleep(self.poll_interval)
 
     async def poll(self) -> None:
@@ -99,7 +100,7 @@ class RunExecutor:
             run = await run_store.claim_run(conn, run_id=run_id, owner=me, lease=self.lease)
         if run is None:
             return  # another process took it, or it is no longer queued
-        renewer = asyncio.create_task(self._renew(run_id))
+        renewer = asyncio.create_task(self._renew(run_id, asyncio.current_task()))
         try:
             await self._drive(run)
         except asyncio.CancelledError:
@@ -115,25 +116,39 @@ class RunExecutor:
         finally:
             renewer.cancel()
 
-    async def _renew(self, run_id: int) -> None:
+    async def _renew(self, run_id: int, runner: asyncio.Task) -> None:
+        """Keep the lease; if it can't be kept, stop our step before another process may act.
+
+        Another process treats the run as interrupted once the lease has lapsed; we give up
+        at 70 % of it, so two processes never run steps of one run at the same time.
+        """
+        loop = asyncio.get_running_loop()
+        last_renewed = loop.time()
         while True:
-            await asyncio.sleep(self.lease / 3)
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                async with self.services.pool.acquire() as conn:
-                    await run_store.renew_lease(
-                        conn, run_id=run_id, owner=self.services.process_id, lease=self.lease
-                    )
+            await asyncio.sleep(self.lease / 4)
+            try:
+                async with asyncio.timeout(self.lease / 4):
+                    async with self.services.pool.acquire() as conn:
+                        kept = await run_store.renew_lease(
+                            conn, run_id=run_id, owner=self.services.process_id, lease=self.lease
+                        )
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                kept = None
+            if kept:
+                last_renewed = loop.time()
+            elif kept is False or loop.time() - last_renewed > 0.7 * self.lease:
+                log.error("run %s: lease lost; stopping its step so no other process overlaps",
+                          run_id)  # fmt: skip
+                runner.cancel()
+                return
 
     async def _drive(self, run) -> None:
         runbook = self.services.runbook
-        steps = (
-            runbook.backup_steps
-            if run["kind"] == "backup"
-            else runbook.scenario(run["scenario"]).steps
-        )
+        rollback = run["kind"] == "rollback"
+        steps = runbook.scenario(run["scenario"]).steps if rollback else runbook.backup_steps
         async with self.services.pool.acquire() as conn:
-            latest = await run_store.latest_backup(conn)
-        backup = {name: rec.reference for name, (rec, _) in (latest[1] if latest else {}).items()}
+            pinned = await run_store.pinned_backup(conn, run=run)
+        backup = {name: rec.reference for name, (rec, _) in (pinned or {}).items()}
         ctx = RenderContext(
             runbook=runbook,
             ts=run["ts"],
@@ -143,12 +158,11 @@ class RunExecutor:
         )
         try:
             prepared = prepare_steps(runbook, steps, ctx)
-            checks = prepare_checks(runbook, ctx) if run["kind"] == "rollback" else []
+            checks = prepare_checks(runbook, ctx) if rollback else []
             refusal = None
-            if run["kind"] == "rollback" and run["next_step"] == 0:
-                refusal = artifact_refusal(
-                    runbook.scenario(run["scenario"]), latest[1] if latest else None
-                )
+            if rollback:  # on every start: a Retry must not restore from a changed file
+                scenario = runbook.scenario(run["scenario"])
+                refusal = await asyncio.to_thread(artifact_refusal, scenario, pinned)
         except RenderError as error:
             refusal = str(error)
         artifacts = {
@@ -159,7 +173,7 @@ class RunExecutor:
                 step_workdir(runbook, s),
             )
             for i, s in enumerate(steps)
-            if run["kind"] == "backup" and s.artifact
+            if not rollback and s.artifact
         }
         reporter = RunReporter(
             self.services,
@@ -175,7 +189,7 @@ class RunExecutor:
             )
 
         async def stop_requested() -> bool:
-            if self.draining:
+            if self.draining or reporter.failed_index is not None:
                 return True
             async with self.services.pool.acquire() as conn:
                 return bool(await run_store.stop_requested(conn, run_id=run["id"]))
@@ -188,13 +202,14 @@ class RunExecutor:
             env=step_environment(),
             stop_requested=stop_requested,
         )
-        if ended.status == "failed" or reporter.artifact_failed:
-            return await outcomes.stopped_at_failure(
-                self.services, run, reporter, ended.next_index, steps
-            )
-        if ended.status == "cancelled" and self.draining:
-            return await outcomes.hand_on(self.services, run, reporter, ended.next_index)
+        if ended.status == "failed" or reporter.failed_index is not None:
+            index = ended.next_index if ended.status == "failed" else reporter.failed_index
+            return await outcomes.stopped_at_failure(self.services, run, reporter, index, steps)
         if ended.status == "cancelled":
+            async with self.services.pool.acquire() as conn:
+                person = await run_store.stop_requested(conn, run_id=run["id"])
+            if person is None and self.draining:  # a deploy, not a person: hand the run on
+                return await outcomes.hand_on(self.services, run, reporter, ended.next_index)
             return await outcomes.finish(
                 self.services, run, reporter, "cancelled", next_index=ended.next_index
             )

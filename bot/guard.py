@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 import asyncpg
 from slack_sdk.errors import SlackApiError
 
+from bot.outbox import slack_error_code
 from bot.services import Refusal
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,9 @@ async def answer_safely(respond, work: Awaitable[object]) -> None:
         log.warning("database unavailable: %s", error)
         text = DATABASE_DOWN
     except SlackApiError as error:
-        log.warning("Slack refused a call: %s", error.response.get("error"))
-        text = f":warning: Slack refused that ({error.response.get('error')}). Try again."
+        code = slack_error_code(error)
+        log.warning("Slack refused a call: %s", code)
+        text = f":warning: Slack refused that ({code}). Try again in a moment."
     except Exception:
         log.exception("handler failed")
         text = UNEXPECTED

@@ -59,8 +59,10 @@ TRANSITIONS: dict[tuple[State | None, Event], State] = {
     (S.ROLLING_BACK, E.RUN_FAILED): S.ROLLBACK_FAILED,
     (S.ROLLBACK_STOPPED, E.RESUME): S.ROLLING_BACK,
     (S.ROLLBACK_STOPPED, E.RUN_FAILED): S.ROLLBACK_FAILED,
+    (S.ROLLBACK_STOPPED, E.RESOLVE): S.RESOLVED,  # fixed by hand; the stopped run is aborted
     (S.ROLLED_BACK, E.RESOLVE): S.RESOLVED,
     (S.ROLLBACK_FAILED, E.RESOLVE): S.RESOLVED,
+    (S.ROLLBACK_FAILED, E.ESCALATE): S.ROLLBACK_FAILED,  # `escalate ID critical` asks again
     (S.ROLLBACK_FAILED, E.REQUEST_APPROVAL): S.AWAITING_APPROVAL,
 }
 
@@ -72,7 +74,8 @@ _REFUSALS = {
     S.CANCELLED: "it was cancelled",
     S.ROLLBACK_QUEUED: "its rollback has been approved and is about to start",
     S.ROLLING_BACK: "its rollback is running (use the Cancel button in the thread to stop it)",
-    S.ROLLBACK_STOPPED: "its rollback is stopped and waiting for a decision in the thread",
+    S.ROLLBACK_STOPPED: "its rollback is stopped: decide in the thread (Retry, Skip, Resume or "
+    "Abort), or resolve it if it was fixed by hand",
 }
 
 

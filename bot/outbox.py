@@ -39,13 +39,12 @@ PERMANENT_ERRORS = frozenset(
         "no_text",
         "restricted_action",
         "too_many_attachments",
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "missing_scope",
         "thread_missing",
     }
+)
+# Errors of the bot's whole setup (token, scopes), not of one message: keep owing and say so.
+SETUP_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope"}
 )
 
 
@@ -84,6 +83,12 @@ async def _enqueue(conn: asyncpg.Connection, *, key: str, op: str, payload: dict
         "insert into outbox (message_key, op, payload) values ($1, $2, $3)", key, op, payload
     )
     await conn.execute("select pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+def slack_error_code(error: SlackApiError) -> str:
+    """Slack's error code, also when the answer was not JSON (a proxy's 502 page)."""
+    data = getattr(error.response, "data", None)
+    return str(data.get("error", "unknown_error")) if isinstance(data, dict) else "not_json"
 
 
 async def owed_count(conn: asyncpg.Connection) -> int:
@@ -125,6 +130,8 @@ class Sender:
                     await self.deliver_all()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                     log.warning("outbox: database unavailable (%s); will retry", error)
+                except Exception:  # the sender must outlive any surprise; owed rows stay owed
+                    log.exception("outbox: delivery failed; will retry")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
@@ -186,7 +193,13 @@ class Sender:
                 blocks=payload["blocks"] or [],
             )
         except SlackApiError as error:
-            code = error.response.get("error", "unknown_error")
+            code = slack_error_code(error)
+            if code in SETUP_ERRORS:
+                log.error(
+                    "outbox: Slack says %s: check SLACK_BOT_TOKEN and the app's scopes; "
+                    "messages stay owed until it is fixed",
+                    code,
+                )
             if code not in PERMANENT_ERRORS:
                 return await _postpone(conn, row, code)
             log.error("outbox: Slack refused %s %s: %s; giving it up", row["op"], key, code)
@@ -230,9 +243,12 @@ class Sender:
         try:
             if thread_ts:
                 response = await self.client.conversations_replies(
-                    channel=row["channel"], ts=thread_ts, oldest=oldest,
-                    include_all_metadata=True, limit=200,
-                )  # fmt: skip
+                    channel=row["channel"],
+                    ts=thread_ts,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                    limit=200,
+                )
             else:
                 response = await self.client.conversations_history(
                     channel=row["channel"], oldest=oldest, include_all_metadata=True, limit=200
@@ -243,7 +259,7 @@ class Sender:
             log.warning(
                 "outbox: can't check whether %s was posted (%s)",
                 row["message_key"],
-                error.response.get("error"),
+                slack_error_code(error),
             )
             return None
         for message in response.get("messages") or []:

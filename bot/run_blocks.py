@@ -143,8 +143,8 @@ def controls(
                 value,
                 style="primary",
                 confirm=confirm_dialog(
-                    "Resume from this step?",
-                    f"Step {index + 1} ({name[:80]}) runs again from its start.",
+                    "Resume from here?",
+                    f"{name[:80]} run again from the start.",
                     "Resume",
                 ),
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import asyncpg
 from slack_bolt.async_app import AsyncApp
 
 from actions.plan import rehearse as dry_run
@@ -13,7 +14,7 @@ from bot import blocks, outbox, run_blocks, run_store, store
 from bot.approvals import may_approve, refresh_root, thread_note
 from bot.guard import answer_safely
 from bot.ids import Action
-from bot.incidents import Event, format_id
+from bot.incidents import CLOSED_STATES, Event, format_id
 from bot.run_outcomes import thread_of
 from bot.services import Refusal, Services
 
@@ -63,10 +64,20 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
         async with conn.transaction():
             if run["incident_id"]:
                 await store.lock_incident(conn, incident_id=run["incident_id"])
+            if run["incident_id"]:
+                incident = await store.get_incident(conn, incident_id=run["incident_id"])
+                if incident["state"] in CLOSED_STATES:
+                    raise Refusal(
+                        f"{format_id(incident['id'])} is {incident['state']}; its run can't "
+                        "continue. Declare a new incident if needed."
+                    )
             fields = (
                 {"ended_at": datetime.now(UTC)}
                 if action is Action.ABORT
-                else {"next_step": index + 1 if action is Action.SKIP else index}
+                else {
+                    "next_step": index + 1 if action is Action.SKIP else index,
+                    "stop_requested_by": None,  # a new decision replaces an earlier Cancel
+                }
             )
             claimed = await conn.fetchrow(
                 "update runs set state = $3, "
@@ -166,23 +177,20 @@ async def start_backup(services: Services, *, user: str, channel: str) -> str:
     if not steps:
         raise Refusal("The runbook has no [backup] steps.")
     async with services.pool.acquire() as conn:
-        busy = await conn.fetchval(
-            "select id from runs where kind = 'backup' and state in"
-            " ('queued', 'running', 'waiting', 'interrupted') limit 1"
-        )
-        if busy:
-            raise Refusal(
-                "A backup is already in progress (or stopped waiting for a decision). "
-                "Finish or abort it first."
+        try:  # a unique index allows one backup in progress: two would write the same files
+            run = await store.insert_run(
+                conn,
+                kind="backup",
+                channel=channel,
+                requested_by=user,
+                ts=datetime.now(UTC).strftime("%Y%m%d_%H%M%S"),
+                total_steps=len(steps),
             )
-        run = await store.insert_run(
-            conn,
-            kind="backup",
-            channel=channel,
-            requested_by=user,
-            ts=datetime.now(UTC).strftime("%Y%m%d_%H%M%S"),
-            total_steps=len(steps),
-        )
+        except asyncpg.UniqueViolationError:
+            raise Refusal(
+                "A backup is already in progress (or stopped, waiting for a decision in its "
+                "thread). Let it finish, or abort it there, then try again."
+            ) from None
     services.run_queued(run["id"])
     return f"Backup started ({len(steps)} steps); follow it in the channel."
 

@@ -154,18 +154,18 @@ async def interrupted(services: Services, conn, run) -> None:
     """Tell the thread which step a dead process cut, and offer Resume / Abort."""
     cut = await run_store.interrupt_running_steps(conn, run_id=run["id"])
     index = cut[0]["step_index"] if cut else run["next_step"]
-    steps = (
-        services.runbook.backup_steps
-        if run["kind"] == "backup"
-        else services.runbook.scenario(run["scenario"]).steps
-    )
-    index = min(index, len(steps) - 1) if steps else 0
-    name = steps[index].name if steps else "?"
-    what = (
-        f"step {index + 1} ({name}) was running and may have partly run"
-        if cut
-        else f"no step was running; the next is step {index + 1} ({name})"
-    )
+    scenario = services.runbook.scenario(run["scenario"]) if run["kind"] == "rollback" else None
+    steps = scenario.steps if scenario else services.runbook.backup_steps
+    if index >= len(steps):  # every step had finished: only the verification is left
+        name = "the verification checks"
+        what = "every step had finished; the verification checks had not completed"
+    else:
+        name = steps[index].name
+        what = (
+            f"step {index + 1} ({name}) was running and may have partly run"
+            if cut
+            else f"no step was running; the next is step {index + 1} ({name})"
+        )
     text, blocks = run_blocks.controls(
         run["id"],
         index,

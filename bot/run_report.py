@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ class RunReporter:
         )
         self.artifacts = artifacts or {}
         self.checks: list[CheckEnded] = []
-        self.artifact_failed = False  # a backup step succeeded but its artifact is unusable
+        self.failed_index: int | None = None  # a backup step 'succeeded' without a usable artifact
         self._last_progress = 0.0
         self._attempts: dict[int, int] = {}
         self._started: dict[int, datetime] = {}
@@ -79,6 +80,7 @@ class RunReporter:
         async with self.services.pool.acquire() as conn, conn.transaction():
             row = await run_store.start_step(
                 conn,
+                owner=self.services.process_id,
                 run_id=self.run["id"],
                 index=event.index,
                 name=event.name,
@@ -112,8 +114,9 @@ class RunReporter:
         artifact = self.artifacts.get(event.index)
         recorded = None
         if artifact is not None and event.succeeded:
-            try:
-                recorded = record_artifact(
+            try:  # hashing a large dump must not block the event loop (acks, lease renewal)
+                recorded = await asyncio.to_thread(
+                    record_artifact,
                     artifact.name,
                     kind=artifact.kind,
                     rendered_path_or_value=artifact.reference,
@@ -121,11 +124,12 @@ class RunReporter:
                 )
             except ArtifactError as error:
                 status, message = "failed", str(error)
-                self.artifact_failed = True
+                self.failed_index = event.index
         moves_on = status == "succeeded" or event.continue_on_error
         async with self.services.pool.acquire() as conn, conn.transaction():
             await run_store.end_step(
                 conn,
+                owner=self.services.process_id,
                 run_id=self.run["id"],
                 index=event.index,
                 status=status,

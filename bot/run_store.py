@@ -22,7 +22,7 @@ async def claim_run(
 ) -> Record | None:
     """Take a queued run for this process: the UPDATE is the claim, so only one process wins."""
     return await conn.fetchrow(
-        "update runs set state = 'running', owner = $2, stop_requested_by = null,"
+        "update runs set state = 'running', owner = $2,"
         " lease_until = now() + make_interval(secs => $3), started_at = coalesce(started_at, now())"
         " where id = $1 and state = 'queued' returning *",
         run_id,
@@ -80,19 +80,49 @@ async def request_stop(conn: asyncpg.Connection, *, run_id: int, user: str) -> R
     )
 
 
+async def abort_stopped_runs(conn: asyncpg.Connection, *, incident_id: int) -> list[Record]:
+    """Abort the incident's runs that wait for a decision (the incident is being closed)."""
+    return await conn.fetch(
+        "update runs set state = 'aborted', ended_at = now() where incident_id = $1"
+        " and state in ('waiting', 'interrupted') returning *",
+        incident_id,
+    )
+
+
 async def stop_requested(conn: asyncpg.Connection, *, run_id: int) -> str | None:
     """Who asked this run to stop, if anyone."""
     return await conn.fetchval("select stop_requested_by from runs where id = $1", run_id)
 
 
+class LostRun(Exception):
+    """This process no longer owns the run (its lease lapsed); it must not go on."""
+
+
+async def _fence(conn: asyncpg.Connection, *, run_id: int, owner: str, next_step: int) -> None:
+    result = await conn.execute(
+        "update runs set next_step = $3 where id = $1 and owner = $2 and state = 'running'",
+        run_id,
+        owner,
+        next_step,
+    )
+    if result.endswith(" 0"):
+        raise LostRun(f"run {run_id} is no longer owned by {owner}")
+
+
 async def start_step(
-    conn: asyncpg.Connection, *, run_id: int, index: int, name: str, started_at: datetime
+    conn: asyncpg.Connection,
+    *,
+    run_id: int,
+    owner: str,
+    index: int,
+    name: str,
+    started_at: datetime,
 ) -> Record:
-    """Record that a step started (so an interruption knows which step it cut)."""
+    """Record that a step starts (so an interruption knows which step it cut); owner only."""
+    await _fence(conn, run_id=run_id, owner=owner, next_step=index)
     attempt = await conn.fetchval(
         "select count(*) + 1 from step_results where run_id = $1 and step_index = $2", run_id, index
     )
-    await conn.execute("update runs set next_step = $2 where id = $1", run_id, index)
     return await conn.fetchrow(
         "insert into step_results (run_id, step_index, name, attempt, status, started_at)"
         " values ($1, $2, $3, $4, 'running', $5) returning *",
@@ -108,6 +138,7 @@ async def end_step(
     conn: asyncpg.Connection,
     *,
     run_id: int,
+    owner: str,
     index: int,
     status: str,
     ended_at: datetime,
@@ -116,8 +147,8 @@ async def end_step(
     message: str,
     next_step: int,
 ) -> Record:
-    """Store a step's result and where the run goes next."""
-    await conn.execute("update runs set next_step = $2 where id = $1", run_id, next_step)
+    """Store a step's result and where the run goes next; owner only."""
+    await _fence(conn, run_id=run_id, owner=owner, next_step=next_step)
     return await conn.fetchrow(
         "update step_results set status = $3, ended_at = $4, exit_code = $5, output_tail = $6,"
         " message = $7 where id = (select max(id) from step_results where run_id = $1"
@@ -180,6 +211,23 @@ async def insert_artifact(
     )
 
 
+async def backup_artifacts(
+    conn: asyncpg.Connection, *, backup_run_id: int
+) -> dict[str, tuple[RecordedArtifact, Path]]:
+    """A backup run's recorded artifacts by name, with the workdir they are relative to."""
+    rows = await conn.fetch("select * from artifacts where run_id = $1 order by id", backup_run_id)
+    return {
+        r["name"]: (
+            RecordedArtifact(
+                r["name"], r["kind"], path=r["path"], value=r["value"], size=r["size"],
+                sha256=r["sha256"],
+            ),
+            Path(r["workdir"]),
+        )
+        for r in rows
+    }  # fmt: skip
+
+
 async def latest_backup(
     conn: asyncpg.Connection,
 ) -> tuple[Record, dict[str, tuple[RecordedArtifact, Path]]] | None:
@@ -190,19 +238,11 @@ async def latest_backup(
     )
     if run is None:
         return None
-    rows = await conn.fetch("select * from artifacts where run_id = $1 order by id", run["id"])
-    artifacts = {
-        r["name"]: (
-            RecordedArtifact(
-                r["name"],
-                r["kind"],
-                path=r["path"],
-                value=r["value"],
-                size=r["size"],
-                sha256=r["sha256"],
-            ),
-            Path(r["workdir"]),
-        )
-        for r in rows
-    }
-    return run, artifacts
+    return run, await backup_artifacts(conn, backup_run_id=run["id"])
+
+
+async def pinned_backup(conn: asyncpg.Connection, *, run) -> dict | None:
+    """The artifacts a rollback restores from: those of the backup chosen at approval."""
+    if run["kind"] != "rollback" or run["backup_run_id"] is None:
+        return None
+    return await backup_artifacts(conn, backup_run_id=run["backup_run_id"])

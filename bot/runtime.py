@@ -143,6 +143,9 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
     scheduler.start()
     runtime.tasks.append(asyncio.create_task(sender.run(), name="outbox-sender"))
     runtime.tasks.append(asyncio.create_task(executor.run_forever(), name="run-executor"))
+    runtime.tasks.append(
+        asyncio.create_task(aftercare.run_forever(settings.sync_interval), name="after-runs")
+    )
     log.info("process %s ready", process_id)
     try:
         yield runtime
@@ -156,4 +159,7 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
         with contextlib.suppress(Exception):
             async with asyncio.timeout(DRAIN_SECONDS):
                 await sender.deliver_all()  # what is still owed goes out before we exit
-        await pool.close()
+        try:
+            await asyncio.wait_for(pool.close(), 10)
+        except TimeoutError:
+            pool.terminate()

@@ -25,13 +25,21 @@ def serve(
         from bot.web import build_web_app
 
         log.info("serving HTTP on %s:%s (POST /slack/events, GET /healthz)", host, port)
-        web.run_app(
-            build_web_app(settings, runbook, dsn),
-            host=host,
-            port=port,
-            print=None,
-            shutdown_timeout=15,
-        )
+        try:
+            web.run_app(
+                build_web_app(settings, runbook, dsn),
+                host=host,
+                port=port,
+                print=None,
+                shutdown_timeout=15,
+            )
+        except OSError as error:  # the port is taken, or the address isn't ours
+            from bot.cli import Stop
+
+            raise Stop(
+                f"can't listen on {host}:{port} ({error.strerror or error}); "
+                "choose another with --port or PORT."
+            ) from None
         return 0
     asyncio.run(_socket_mode(settings, runbook, dsn))
     return 0

@@ -228,11 +228,13 @@ async def insert_run(
     incident_id: int | None = None,
     approval_id: int | None = None,
     scenario: str | None = None,
+    backup_run_id: int | None = None,
 ) -> Record:
     """A queued run; approval_id is unique, so one approval can never queue two runs."""
     return await conn.fetchrow(
         "insert into runs (kind, channel, requested_by, ts, total_steps, incident_id,"
-        " approval_id, scenario) values ($1, $2, $3, $4, $5, $6, $7, $8) returning *",
+        " approval_id, scenario, backup_run_id) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " returning *",
         kind,
         channel,
         requested_by,
@@ -241,6 +243,7 @@ async def insert_run(
         incident_id,
         approval_id,
         scenario,
+        backup_run_id,
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from actions.durations import format_duration
-from bot import blocks, outbox, reminders, store
+from bot import blocks, outbox, reminders, run_store, store
 from bot.approvals import (
     approval_key,
     expire,
@@ -142,6 +142,13 @@ async def close(
         except InvalidTransition as error:
             raise Refusal(f"{rid}: {error}.") from None
         await withdraw_pending(conn, services, incident)
+        for run in await run_store.abort_stopped_runs(conn, incident_id=incident["id"]):
+            if run["controls_key"]:
+                closed = "resolved" if event is Event.RESOLVE else "cancelled"
+                text = f"Closed: {rid} was {closed} by {blocks.mention(user)}; no step ran."
+                await outbox.update(
+                    conn, key=run["controls_key"], text=text, blocks=blocks.note(text)[1]
+                )
         for kind in (HIGH_DEADLINE, "approval_expiry"):
             await store.cancel_deadlines(conn, incident_id=incident["id"], kind=kind)
         said = f": {blocks.escape(note)}" if note else "."
@@ -203,18 +210,35 @@ async def fire_deadline(services: Services, *, deadline_id: int) -> bool:
     """Act on a due deadline if this process claims it first; True when it fired here."""
     scheduled: list[asyncpg.Record] = []
     async with services.pool.acquire() as conn, conn.transaction():
+        pending = await conn.fetchrow(
+            "select incident_id from deadlines where id = $1", deadline_id
+        )
+        if pending is None:
+            return False
+        # The incident is locked before the deadline is claimed: the same order as resolve,
+        # escalate and approve, so they can't deadlock with a firing.
+        incident = await store.lock_incident(conn, incident_id=pending["incident_id"])
         deadline = await store.claim_deadline(
             conn, deadline_id=deadline_id, owner=services.process_id
         )
         if deadline is None:
             return False
-        incident = await store.lock_incident(conn, incident_id=deadline["incident_id"])
         if deadline["kind"] == HIGH_DEADLINE and incident["state"] == State.OPEN:
+            rid = format_id(incident["id"])
             after = format_duration(services.runbook.policy.high_rollback_after)
+            if services.runbook.scenario(incident["scenario"]) is None:
+                await thread_note(
+                    conn,
+                    incident,
+                    f"⏰ {rid} was not resolved within {after}, but its scenario "
+                    f"`{incident['scenario']}` is no longer in the runbook. Ask for a rollback "
+                    f"with `/rollback escalate {rid} critical <scenario>`.",
+                )
+                return True
             await thread_note(
                 conn,
                 incident,
-                f"⏰ {format_id(incident['id'])} was not resolved "
+                f"⏰ {rid} was not resolved "
                 f"within {after}: asking for rollback approval, as the plan says.",
             )
             scheduled = await request_approval(

@@ -44,8 +44,10 @@ EXPECTED = {
     (S.ROLLING_BACK, E.RUN_FAILED): S.ROLLBACK_FAILED,
     (S.ROLLBACK_STOPPED, E.RESUME): S.ROLLING_BACK,
     (S.ROLLBACK_STOPPED, E.RUN_FAILED): S.ROLLBACK_FAILED,
+    (S.ROLLBACK_STOPPED, E.RESOLVE): S.RESOLVED,
     (S.ROLLED_BACK, E.RESOLVE): S.RESOLVED,
     (S.ROLLBACK_FAILED, E.RESOLVE): S.RESOLVED,
+    (S.ROLLBACK_FAILED, E.ESCALATE): S.ROLLBACK_FAILED,
     (S.ROLLBACK_FAILED, E.REQUEST_APPROVAL): S.AWAITING_APPROVAL,
 }
 INVALID = [
@@ -80,7 +82,7 @@ def test_every_other_transition_is_refused(state, event):
         (S.ROLLED_BACK, E.REQUEST_APPROVAL, "can't request approval: it is rolled back"),
         (S.ROLLBACK_QUEUED, E.CANCEL, "can't cancel: its rollback has been approved"),
         (S.ROLLING_BACK, E.RESOLVE, "use the Cancel button in the thread"),
-        (S.ROLLBACK_STOPPED, E.APPROVE, "waiting for a decision in the thread"),
+        (S.ROLLBACK_STOPPED, E.APPROVE, "decide in the thread"),
         (S.AWAITING_APPROVAL, E.REQUEST_APPROVAL, "it is awaiting approval"),
     ],
 )
