@@ -49,9 +49,11 @@ async def status(services: Services, *, incident_id: int | None, channel: str) -
                 return "Open incidents here:\n" + "\n".join(
                     blocks.incident_line(i) for i in open_here[:20]
                 )
-        incident = await pick_incident(
-            conn, incident_id=incident_id, channel=channel, verb="status"
-        )
+            incident = open_here[0]  # the channel's only open incident: no second query
+        else:
+            incident = await pick_incident(
+                conn, incident_id=incident_id, channel=channel, verb="status"
+            )
         events = await conn.fetch(
             "select * from (select * from events where incident_id = $1 order by id desc limit 8)"
             " latest order by id",

@@ -40,7 +40,7 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         await ack()
-        await answer_safely(respond, _dispatch(services, parsed, user, channel, command))
+        await answer_safely(respond, _dispatch(services, parsed, user, channel, command, respond))
 
 
 def _needs_modal(parsed: Command, services: Services) -> bool:
@@ -57,7 +57,7 @@ def _needs_modal(parsed: Command, services: Services) -> bool:
 
 
 async def _dispatch(
-    services: Services, parsed: Command, user: str, channel: str, command
+    services: Services, parsed: Command, user: str, channel: str, command, respond
 ) -> str | None:
     verb = parsed.verb
     if verb == "declare":
@@ -99,6 +99,6 @@ async def _dispatch(
         return await run_control.rehearse_command(services, parsed, user=user, channel=channel)
     if verb in comms_commands.VERBS:
         return await comms_commands.dispatch(
-            services, parsed, user=user, channel=channel, command=command
+            services, parsed, user=user, channel=channel, respond=respond
         )
     raise Refusal(f"`/rollback {verb}` is not available in this version yet.")

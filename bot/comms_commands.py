@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from slack_bolt.context.respond.async_respond import AsyncRespond
-
 from bot import checklists, contacts, notice, postmortem
 from bot.parsing import Command
 from bot.services import Services
@@ -12,10 +10,9 @@ VERBS = frozenset({"notice", "postmortem", "checklist", "contacts"})
 
 
 async def dispatch(
-    services: Services, parsed: Command, *, user: str, channel: str, command: dict
+    services: Services, parsed: Command, *, user: str, channel: str, respond
 ) -> str | None:
     """Carry out one verb; answers with blocks go through the command's response_url."""
-    respond = AsyncRespond(response_url=command.get("response_url"))
     if parsed.verb == "notice":
         await notice.preview(services, parsed, user=user, channel=channel, respond=respond)
         return None

@@ -110,6 +110,7 @@ class Sender:
         self.pool, self.client = pool, client
         self.min_interval, self.poll_interval = min_interval, poll_interval
         self._wake = asyncio.Event()
+        self._channels: dict[str, asyncio.Task] = {}  # one delivery task per busy channel
 
     def wake(self) -> None:
         """Look for owed messages now rather than at the next poll."""
@@ -127,7 +128,7 @@ class Sender:
             while True:
                 self._wake.clear()
                 try:
-                    await self.deliver_all()
+                    await self.dispatch()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                     log.warning("outbox: database unavailable (%s); will retry", error)
                 except Exception:  # the sender must outlive any surprise; owed rows stay owed
@@ -138,33 +139,53 @@ class Sender:
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await self.pool.release(listener)
+            for task in self._channels.values():
+                task.cancel()
 
-    async def deliver_all(self) -> None:
-        """Deliver every channel's due messages, channels in parallel."""
+    async def dispatch(self) -> None:
+        """Start a delivery task for each channel that has due messages and none running.
+
+        Channels are independent: a busy incident thread never holds back another channel.
+        """
         async with self.pool.acquire() as conn:
-            channels = await conn.fetch(
+            rows = await conn.fetch(
                 "select distinct m.channel from outbox o join messages m on m.key = o.message_key"
                 " where o.done_at is null and o.not_before <= now()"
             )
-        await asyncio.gather(*(self._deliver_channel(r["channel"]) for r in channels))
+        for channel in (r["channel"] for r in rows):
+            if channel not in self._channels:
+                task = asyncio.create_task(self._deliver_channel(channel))
+                self._channels[channel] = task
+                task.add_done_callback(lambda _, c=channel: self._channels.pop(c, None))
+
+    async def deliver_all(self) -> None:
+        """Deliver everything due now and wait for it (used when draining at shutdown)."""
+        await self.dispatch()
+        await asyncio.gather(*self._channels.values(), return_exceptions=True)
 
     async def _deliver_channel(self, channel: str) -> None:
-        async with self.pool.acquire() as conn:
-            locked = await conn.fetchval(
-                "select pg_try_advisory_lock($1, hashtext($2))", CHANNEL_LOCK_CLASS, channel
-            )
-            if not locked:
-                return  # another process is delivering this channel
-            try:
-                while (row := await _head(conn, channel)) is not None:
-                    if not await self._deliver(conn, row):
-                        break
-                    if self.min_interval:
-                        await asyncio.sleep(self.min_interval)
-            finally:
-                await conn.execute(
-                    "select pg_advisory_unlock($1, hashtext($2))", CHANNEL_LOCK_CLASS, channel
+        """Deliver a channel's messages oldest first, paced, one process at a time.
+
+        The channel's advisory lock is held while one message is sent and recorded, not
+        across the pacing pause, so no pool connection sits idle while we wait.
+        """
+        while True:
+            async with self.pool.acquire() as conn:
+                locked = await conn.fetchval(
+                    "select pg_try_advisory_lock($1, hashtext($2))", CHANNEL_LOCK_CLASS, channel
                 )
+                if not locked:
+                    return  # another process is delivering this channel
+                try:
+                    row = await _head(conn, channel)
+                    if row is None or not await self._deliver(conn, row):
+                        return
+                finally:
+                    await conn.execute(
+                        "select pg_advisory_unlock($1, hashtext($2))", CHANNEL_LOCK_CLASS, channel
+                    )
+            if self.min_interval:
+                await asyncio.sleep(self.min_interval)
 
     async def _deliver(self, conn: asyncpg.Connection, row: asyncpg.Record) -> bool:
         """Send one message's newest content; False means stop this channel for now."""

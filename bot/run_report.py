@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
+
 from actions.artifacts import ArtifactError, record_artifact
 from actions.events import CheckEnded, Event, RunEnded, RunStarted, StepEnded, StepStarted
 from bot import outbox, run_blocks, run_store
@@ -60,6 +62,8 @@ class RunReporter:
         self.checks: list[CheckEnded] = []
         self.failed_index: int | None = None  # a backup step 'succeeded' without a usable artifact
         self._last_progress = 0.0
+        self._pending: tuple[int, str | None, str] | None = None  # a throttled progress edit
+        self._flusher: asyncio.Task | None = None
         self._attempts: dict[int, int] = {}
         self._started: dict[int, datetime] = {}
 
@@ -163,15 +167,34 @@ class RunReporter:
     async def progress(
         self, conn, *, done: int, current: str | None, state: str = "running", force: bool = False
     ) -> None:
-        """Owe an edit of the progress message, at most every PROGRESS_EVERY seconds."""
+        """Owe an edit of the progress message, at most every PROGRESS_EVERY seconds.
+
+        A throttled edit is not dropped: the latest one is written when the window ends, so
+        a long step right after a short one is shown as the current step.
+        """
         if self.thread_key is None:
             return
-        now = time.monotonic()
-        if not force and now - self._last_progress < PROGRESS_EVERY:
+        wait = PROGRESS_EVERY - (time.monotonic() - self._last_progress)
+        if not force and wait > 0:
+            self._pending = (done, current, state)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_later(wait))
             return
-        self._last_progress = now
+        self._pending = None
+        self._last_progress = time.monotonic()
         run = await run_store.get_run(conn, run_id=self.run["id"])
         text, blocks = run_blocks.progress(
             dict(run), done=done, current=current, now=datetime.now(UTC), state=state
         )
         await outbox.update(conn, key=progress_key(self.run["id"]), text=text, blocks=blocks)
+
+    async def _flush_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        if self._pending is None:
+            return  # a later edit (or the run's end) already went out
+        done, current, state = self._pending
+        try:
+            async with self.services.pool.acquire() as conn:
+                await self.progress(conn, done=done, current=current, state=state, force=True)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("run %s: progress edit not written (%s)", self.run["id"], error)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import aiohttp
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -38,6 +39,7 @@ from bot.aftercare import Aftercare
 from bot.database import create_pool
 from bot.executor import RunExecutor
 from bot.outbox import Sender
+from bot.responder import SharedRespond
 from bot.scheduler import DeadlineScheduler
 from bot.services import Services
 from bot.settings import Settings
@@ -69,6 +71,14 @@ def create_bolt_app(settings: Settings, services: Services, client: AsyncWebClie
         or bool(settings.slack_signing_secret),
         process_before_response=False,
     )
+
+    @app.middleware
+    async def shared_session_respond(context, next) -> None:
+        # Bolt's own respond() opens a connection per answer; ours reuses one session.
+        if context.response_url and services.http is not None:
+            context["respond"] = SharedRespond(context.response_url, services.http)
+        await next()
+
     for module in (commands, buttons, views, run_control, home, notice, checklists, reminders):
         module.register(app, services)
     return app
@@ -107,6 +117,7 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
     process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     services = Services(pool=pool, runbook=runbook, process_id=process_id)
     services.data_dir, services.slack = settings.data_dir, client
+    services.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     aftercare = Aftercare(services)
     services.run_finished = aftercare.run_finished
 
@@ -159,6 +170,7 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
         with contextlib.suppress(Exception):
             async with asyncio.timeout(DRAIN_SECONDS):
                 await sender.deliver_all()  # what is still owed goes out before we exit
+        await services.http.close()
         try:
             await asyncio.wait_for(pool.close(), 10)
         except TimeoutError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ class Services:
     scenario_refusal: Callable[..., Awaitable[str | None]] | None = None
     data_dir: Path | None = None  # ROLLBACK_DATA_DIR: post-mortems are written under it
     slack: Any = None  # the Web API client, for calls that are not chat messages (canvases…)
-    extra: dict = field(default_factory=dict)
+    http: Any = None  # one aiohttp session for private answers (response_urls)
 
     def scenario_title(self, key: str | None) -> str:
         """The runbook's title for a scenario key ('' when unknown or None)."""

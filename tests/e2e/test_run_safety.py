@@ -45,6 +45,17 @@ SCENARIOS = textwrap.dedent("""
       name = "Second"
       run = "echo second >> ran.log"
 
+    [[scenario]]
+    key = "shortlong"
+    title = "A short step, then a long one"
+    trigger = "test"
+      [[scenario.step]]
+      name = "Short"
+      run = "true"
+      [[scenario.step]]
+      name = "Long"
+      run = "sleep 4"
+
     [[verify.check]]
     name = "Slow check"
     run = "echo checking >> checks.log; sleep 4"
@@ -193,3 +204,24 @@ async def test_after_an_aborted_rollback_escalate_critical_asks_again(start_bot,
     assert len(requests(fake)) == 2
     state = await fetch(start_bot.dsn, "select state from incidents")
     assert state[0]["state"] == "awaiting_approval"
+
+
+async def test_the_progress_message_shows_a_long_step_that_follows_a_short_one(
+    start_bot, fake, tmp_path
+):
+    bot = await start(start_bot, tmp_path)
+    await roll_back(bot, fake, "shortlong")  # "Short" is instant; "Long" takes 4 s
+
+    def progress_now(f) -> str:
+        """The progress message as Slack shows it now (edits applied)."""
+        for root in f.messages(CHANNEL):
+            for message in f.thread(CHANNEL, root["ts"]):
+                if "steps done" in message.get("text", ""):
+                    return text_of(message)
+        return ""
+
+    await fake.wait_for(lambda f: "step 2 of 2: *Long*" in progress_now(f), timeout=20)
+    state = await fetch(start_bot.dsn, "select state from runs where kind = 'rollback'")
+    assert state[0]["state"] == "running"  # shown while the long step still runs
+    assert await until_state(start_bot.dsn, "succeeded") == "succeeded"
+    await fake.wait_for(lambda f: "2/2 steps done" in progress_now(f), timeout=20)
