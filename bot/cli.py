@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse = sub.add_parser("rehearse", help="dry run: print each step's command, check backups")
     rehearse.add_argument("scenario")
     sub.add_parser("backup", help="run the runbook's backup steps now")
+    from bot.demo import add_arguments as demo_arguments
+
+    demo_arguments(
+        sub.add_parser("demo", help="play a whole incident on a sandbox; no Slack needed")
+    )
     return parser
 
 
@@ -74,6 +79,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
         )
         return 0
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(settings, args)
     if args.command == "start":
         if settings.slack_bot_token:
             args = build_parser().parse_args(["serve"])

@@ -54,7 +54,7 @@ SCENARIOS = textwrap.dedent("""
       run = "true"
       [[scenario.step]]
       name = "Long"
-      run = "sleep 4"
+      run = "sleep 8"
 
     [[verify.check]]
     name = "Slow check"
@@ -210,7 +210,7 @@ async def test_the_progress_message_shows_a_long_step_that_follows_a_short_one(
     start_bot, fake, tmp_path
 ):
     bot = await start(start_bot, tmp_path)
-    await roll_back(bot, fake, "shortlong")  # "Short" is instant; "Long" takes 4 s
+    await roll_back(bot, fake, "shortlong")  # "Short" is instant; "Long" takes 8 s
 
     def progress_now(f) -> str:
         """The progress message as Slack shows it now (edits applied)."""

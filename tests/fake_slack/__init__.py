@@ -1,6 +1,5 @@
-"""A fake Slack Web API server for end-to-end tests (see server.FakeSlack)."""
+"""The fake Slack Web API now lives in `bot.standin` (the demo uses it too); same names here."""
 
-from .records import Call, Response, UploadedFile
-from .server import FakeSlack
+from bot.standin import Call, FakeSlack, Response, UploadedFile
 
 __all__ = ["Call", "FakeSlack", "Response", "UploadedFile"]

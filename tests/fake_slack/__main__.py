@@ -1,37 +1,6 @@
-"""Run the fake Slack by hand: `python -m tests.fake_slack --port 8085`, then point the bot's
-SLACK_API_URL at the printed base URL. Every call is logged; Ctrl-C stops it."""
+"""`python -m tests.fake_slack` still works: it runs `python -m bot.standin`."""
 
-from __future__ import annotations
-
-import argparse
-import asyncio
-import contextlib
-import logging
-
-from .server import FakeSlack
-
-
-async def _serve(host: str, port: int, tokens: list[str]) -> None:
-    async with FakeSlack(host=host, port=port) as fake:
-        fake.tokens.update(tokens)
-        print(
-            f"fake Slack Web API at {fake.base_url} (tokens: {', '.join(sorted(fake.tokens))})",
-            flush=True,
-        )
-        await asyncio.Event().wait()
-
-
-def main() -> None:
-    """Parse the command line and serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_slack", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8085, help="0 picks a free port")
-    parser.add_argument("--token", action="append", default=[], help="another accepted token")
-    options = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(options.host, options.port, options.token))
-
+from bot.standin.__main__ import main
 
 if __name__ == "__main__":
     main()

@@ -58,6 +58,14 @@ class Channels:
             raise KeyError(ts)
         self._messages[channel].remove(message)
 
+    def ids(self) -> list[str]:
+        """Every channel that has had a message, in the order they were first used."""
+        return list(self._messages)
+
+    def everything(self, channel: str) -> list[dict[str, Any]]:
+        """Every message of the channel, thread replies included, oldest first."""
+        return [copy.deepcopy(m) for m in self._messages.get(channel, [])]
+
     def messages(self, channel: str) -> list[dict[str, Any]]:
         """Channel-level messages, oldest first (thread replies only if broadcast)."""
         return [
