@@ -15,7 +15,7 @@ HOSTILE = "<!channel> @here [click](http://evil.example) {{ 7*7 }} orders corrup
 
 
 def write_comms_runbook(
-    tmp_path: Path, *, check: str = "true", reminder: str = "24h", project: str = "WMS"
+    tmp_path: Path, *, check: str = "true", reminder: str = "24h", project: str = "WMS integration"
 ) -> Path:
     """A runbook with harmless steps, one `run` check we control, checklists and contacts."""
     path = tmp_path / "runbook.toml"
