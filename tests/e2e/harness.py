@@ -6,15 +6,15 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 import textwrap
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
+from bot.demo_stage import DemoError
+from bot.demo_stage import start_bot as start_serving
 from tests.fake_slack.server import FakeSlack
 from tests.slack_requests import block_actions_body, sign, slash_command_body
 
@@ -101,37 +101,13 @@ class Bot:
         """Base URL of the bot's HTTP server."""
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, timeout: float = 60.0) -> Bot:
-        """Start the process and wait until /healthz answers 200."""
-        log = self.log_path.open("ab")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "serve",
-            "--http",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            env=self.env,
-            cwd=str(REPO),
-            stdout=log,
-            stderr=log,
-        )
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if self.process.returncode is not None:
-                    raise AssertionError(f"bot exited {self.process.returncode}:\n{self.logs()}")
-                try:
-                    async with session.get(self.url + "/healthz") as response:
-                        if response.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"bot not healthy within {timeout}s:\n{self.logs()}")
+    async def start(self) -> Bot:
+        """Start the process as users do and wait until /healthz answers 200."""
+        try:
+            self.process = await start_serving(self.env, REPO, self.log_path, self.port)
+        except DemoError as error:
+            raise AssertionError(f"{error}\n{self.logs()}") from None
+        return self
 
     def logs(self) -> str:
         """Everything the process wrote so far."""
