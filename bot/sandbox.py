@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 from actions.model import Runbook, Step
 from actions.runbook import load_runbook
 from bot import sandbox_files as files
+from bot import sandbox_runbook
 from bot import sandbox_tools as tools
 
 DEFAULT_RUNBOOK = Path(__file__).resolve().parents[1] / "runbook.toml"
@@ -139,7 +140,7 @@ class Sandbox:
             tables["notify"]["notice_channels"] = list(notice_channels)
         checks = {"http": self._app_url_for, "dsn": lambda _: self.db_url}
         target = Path(path or self.runbook_path)
-        target.write_text(files.rewrite_toml(text, tables, checks), encoding="utf-8")
+        target.write_text(sandbox_runbook.rewrite_toml(text, tables, checks), encoding="utf-8")
         _same_actions(load_runbook(Path(base)), load_runbook(target))
         return target
 
