@@ -169,7 +169,11 @@ async def play_demo(options: DemoOptions, transcript, view=None, page_url: str |
     started = time.monotonic()
     pacer = asyncio.create_task(view.pace()) if view is not None and view.delay else None
     try:
-        where = "the embedded PostgreSQL" if not options.server_dsn else "the server you gave"
+        where = (
+            f"its own PostgreSQL in {options.data_dir / demo_stage.DEMO_CLUSTER}"
+            if not options.server_dsn
+            else "the server you gave"
+        )
         databases = f"{demo_stage.SHOP_DB}{options.suffix}, {demo_stage.BOT_DB}{options.suffix}"
         transcript.narrate(
             "rollback-bot demo: a whole incident, no Slack workspace needed",

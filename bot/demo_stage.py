@@ -63,11 +63,14 @@ class Stage:
     bot_db: str
 
 
+DEMO_CLUSTER = "demo-postgres"  # the demo's own PostgreSQL: never the bot's `postgres` one
+
+
 def embedded_server_dsn(data_dir: Path) -> str:
-    """Start (or reuse) the embedded PostgreSQL under data_dir; the DSN of its server."""
+    """Start (or reuse) the demo's own embedded PostgreSQL under data_dir; its server DSN."""
     import pgserver
 
-    pgdata = data_dir / "postgres"
+    pgdata = data_dir / DEMO_CLUSTER
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     embedded_server_dsn.server = server  # keep the handle for the life of the process

@@ -154,14 +154,15 @@ async def _demo_on_the_embedded_server(base: Path) -> None:
     shown = out.decode()
     assert process.returncode == 0, err.decode()[-3000:]
     assert "\x1b[" not in shown  # not a terminal: plain text
-    assert "on the embedded PostgreSQL" in shown
+    assert "its own PostgreSQL in" in shown
     assert "Verification: 4/4 checks passed" in shown
     assert "Identical to before the failure: database yes, project files yes" in shown
     took = re.search(r"The demo took (\d+)s", shown)
     assert took and int(took.group(1)) < 120
-    assert (data / "postgres").is_dir()  # the embedded server, under ROLLBACK_DATA_DIR
+    assert (data / "demo-postgres").is_dir()  # the demo's own server, under ROLLBACK_DATA_DIR
+    assert not (data / "postgres").exists()  # the bot's own embedded cluster is untouched
     demo = data / "demo"
     assert not (demo / "sandbox").exists() and not (demo / "bot").exists()
     assert (demo / "transcript.txt").read_text().strip() == shown.strip()
-    assert sorted(os.listdir(data)) == ["demo", "postgres"]
+    assert sorted(os.listdir(data)) == ["demo", "demo-postgres"]
     assert BOT_DB in shown
