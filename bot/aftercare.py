@@ -70,13 +70,24 @@ class Aftercare:
             rid = format_id(run["incident_id"])
             async with services.pool.acquire() as conn, conn.transaction():
                 incident = await store.lock_incident(conn, incident_id=run["incident_id"])
-                await notice.post_notices(conn, services, incident, run, user="bot", refresh=False)
+                ran = await conn.fetchval(
+                    "select exists (select 1 from step_results where run_id = $1)", run_id
+                )
+                if ran:  # a rollback refused before its first step changed nothing to announce
+                    await notice.post_notices(
+                        conn, services, incident, run, user="bot", refresh=False
+                    )
             await postmortem.create(
                 services, incident_id=run["incident_id"], run_id=run_id, actor="bot"
             )
             async with services.pool.acquire() as conn:
+                # Done only when the post-mortem was settled (created, or refused by Slack and
+                # kept as a file): a claim still 'creating' elsewhere leaves this for a sweep.
                 await conn.execute(
-                    "update runs set aftercare_done_at = now() where id = $1", run_id
+                    "update runs set aftercare_done_at = now() where id = $1 and exists"
+                    " (select 1 from postmortems p where p.incident_id = runs.incident_id"
+                    " and p.state in ('created', 'failed'))",
+                    run_id,
                 )
         except asyncio.CancelledError:
             raise

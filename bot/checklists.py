@@ -93,6 +93,12 @@ async def command(services: Services, parsed, *, channel: str, respond) -> None:
         raise Refusal("The runbook has no `[checklists]` (pre, during, post).")
     async with services.pool.acquire() as conn:
         open_here = await store.open_incidents(conn, channel=channel)
+    if len(open_here) > 1:  # like every verb: an omitted id means the only open incident
+        ids = ", ".join(format_id(i["id"]) for i in open_here[:10])
+        raise Refusal(
+            f"This channel has {len(open_here)} open incidents ({ids}); the checklist is shown "
+            "for one at a time. Resolve the others, or run it in the incident's own channel."
+        )
     incident = open_here[0] if open_here else None
     if incident is None and parsed.phase in ("during", "post"):
         raise Refusal(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Awaitable
 
 import asyncpg
@@ -31,7 +32,8 @@ async def answer_safely(respond, work: Awaitable[object]) -> None:
     except Refusal as refusal:
         text = f":warning: {refusal}"
     except (
-        OSError,
+        ConnectionError,  # refused or reset: the database host is not answering
+        socket.gaierror,
         TimeoutError,
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,

@@ -52,7 +52,10 @@ def home_blocks(
     ]
     lines = [blocks.incident_line(i) for i in incidents[:MAX_LINES]]
     result.append(
-        blocks.section("*Open incidents*\n" + ("\n".join(lines) if lines else "None. :sunny:"))
+        blocks.section(
+            "*Open incidents*\n" + ("\n".join(lines) if lines else "None. :sunny:"),
+            verbatim=True,  # summaries are user text: no auto-linked URLs
+        )
     )
     if backup is None:
         last = "No completed backup yet: `/rollback backup` makes one."

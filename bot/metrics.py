@@ -51,8 +51,10 @@ def outcome(times: IncidentTimes) -> str:
 
 def figures(times: IncidentTimes) -> Figures:
     """Time to detect = declared − detected; to decide = approval decided − declared;
-    to restore (MTTR) = end of a rollback that succeeded − declared."""
-    restored = times.run_ended_at if times.run_state == "succeeded" else None
+    to restore (MTTR) = end of a rollback that succeeded and passed verification − declared
+    (as the notice, history claims no restoration that was not verified)."""
+    verified = times.run_state == "succeeded" and times.verified is True
+    restored = times.run_ended_at if verified else None
     return Figures(
         to_detect=_seconds(times.detected_at, times.declared_at),
         to_decide=_seconds(times.declared_at, times.decided_at),

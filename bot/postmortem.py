@@ -59,13 +59,38 @@ async def create(services: Services, *, incident_id: int, run_id: int | None, ac
         existing = (
             None if claim else await comms_store.get_postmortem(conn, incident_id=incident_id)
         )
-    incident, markdown, canvas = await _documents(services, incident_id)
     path = document_path(services, incident_id)
     if claim is None:
         if existing["state"] == "creating":
             return f"{rid}'s post-mortem is being created right now; it will appear in the thread."
+        _, markdown, _ = await _documents(services, incident_id)
         _write(path, markdown)  # the local copy follows the latest facts
         return f"{rid}'s post-mortem already exists ({_where(existing)}); `{path}` was refreshed."
+    try:
+        return await _create_claimed(services, incident_id, run_id, actor, path)
+    except BaseException as failure:
+        # Whatever stopped us (shutdown, disk, a bug), the claim must not stay 'creating':
+        # mark it failed, so the sweep or `/rollback postmortem` can try again.
+        await asyncio.shield(_release(services, incident_id, path, failure))
+        raise
+
+
+async def _release(services: Services, incident_id: int, path: Path, failure: BaseException):
+    reason = f"interrupted ({type(failure).__name__})"
+    try:
+        async with services.pool.acquire() as conn:
+            await comms_store.finish_postmortem(
+                conn, incident_id=incident_id, path=str(path), error=reason
+            )
+    except Exception:
+        log.exception("%s: post-mortem claim not released", format_id(incident_id))
+
+
+async def _create_claimed(
+    services: Services, incident_id: int, run_id: int | None, actor: str, path: Path
+) -> str:
+    rid = format_id(incident_id)
+    incident, markdown, canvas = await _documents(services, incident_id)
     _write(path, markdown)
     kind = slack_id = url = error = None
     try:

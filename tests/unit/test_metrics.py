@@ -42,7 +42,7 @@ def test_unverified_success_and_incidents_without_runs_are_named_plainly():
         declared_at=minutes(0), run_ended_at=minutes(5), run_state="succeeded", verified=False
     )
     assert figures(unverified).outcome == "rolled back, not verified"
-    assert figures(unverified).to_restore == 300.0
+    assert figures(unverified).to_restore is None  # not restored until verification passed
     resolved = IncidentTimes(declared_at=minutes(0), state="resolved")
     assert figures(resolved).outcome == "resolved without rollback"
     assert figures(IncidentTimes(declared_at=minutes(0), run_state="running")).outcome == (
