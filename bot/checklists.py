@@ -48,7 +48,7 @@ async def facts(conn: asyncpg.Connection, services: Services, incident) -> Facts
         rehearsed=rehearsed,
         verified=bool(last and last["verification_passed"]),
         passed_checks=frozenset(c["name"].lower() for c in checks if c["passed"]),
-        notified=bool(await comms_store.incident_notices(conn, incident_id=incident_id)),
+        notified=bool(await comms_store.delivered_notices(conn, incident_id=incident_id)),
         postmortem=made is not None and made["state"] == "created",
         manual=manual,
     )

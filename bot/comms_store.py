@@ -51,6 +51,16 @@ async def incident_notices(conn: asyncpg.Connection, *, incident_id: int) -> lis
     )
 
 
+async def delivered_notices(conn: asyncpg.Connection, *, incident_id: int) -> list[Record]:
+    """The incident's notices that Slack accepted (their message has a ts)."""
+    return await conn.fetch(
+        "select n.* from notices n join runs r on r.id = n.run_id"
+        " join messages m on m.key = n.message_key where r.incident_id = $1"
+        " and m.ts is not null order by n.id",
+        incident_id,
+    )
+
+
 async def set_next_attempt(conn: asyncpg.Connection, *, incident_id: int, when: date) -> None:
     """Remember the next attempt's date for the incident's notice."""
     await conn.execute("update incidents set next_attempt = $2 where id = $1", incident_id, when)

@@ -71,8 +71,19 @@ async def post_notices(
         if await comms_store.claim_notice(
             conn, run_id=run["id"], channel=channel, message_key=key, user=user
         ):
+            rid = format_id(incident["id"])
             await outbox.post(
-                conn, channel=channel, text=_fallback(services), blocks=notice, key=key
+                conn,
+                channel=channel,
+                text=_fallback(services),
+                blocks=notice,
+                key=key,
+                failure_note=(
+                    root_key(incident["id"]),
+                    f"I couldn't post the maintenance "
+                    f"notice in <#{channel}>, so nobody there was notified. Invite me "
+                    f"to it, then `/rollback notice {rid}` and press Post notice.",
+                ),
             )
             posted.append(channel)
         elif refresh:
@@ -84,7 +95,7 @@ async def post_notices(
         intro = " ".join(
             part
             for part in (
-                f":mega: Maintenance notice posted to {where}." if posted else "",
+                f":mega: Maintenance notice sent to {where}." if posted else "",
                 f":pencil2: Maintenance notice updated in {changed}." if updated else "",
             )
             if part

@@ -57,8 +57,13 @@ async def post(
     key: str | None = None,
     thread_key: str | None = None,
     failure_response_url: str | None = None,
+    failure_note: tuple[str, str] | None = None,
 ) -> str:
-    """Owe a new message (in a thread when thread_key names its root); return its key."""
+    """Owe a new message (in a thread when thread_key names its root); return its key.
+
+    If Slack refuses it for good, `failure_response_url` gets a private explanation and
+    `failure_note` (thread key, sentence) is posted in that thread with Slack's reason.
+    """
     key = key or f"m/{uuid.uuid4().hex}"
     await conn.execute(
         "insert into messages (key, channel, thread_key) values ($1, $2, $3)",
@@ -66,7 +71,12 @@ async def post(
         channel,
         thread_key,
     )
-    payload = {"text": text, "blocks": blocks, "failure_response_url": failure_response_url}
+    payload = {
+        "text": text,
+        "blocks": blocks,
+        "failure_response_url": failure_response_url,
+        "failure_note": failure_note,
+    }
     await _enqueue(conn, key=key, op="post", payload=payload)
     return key
 
@@ -226,6 +236,7 @@ class Sender:
             log.error("outbox: Slack refused %s %s: %s; giving it up", row["op"], key, code)
             await _close(conn, key, latest["id"], f"failed: {code}")
             await _tell_requester(payload, code)
+            await _note_failure(conn, payload, code)
             return True
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             return await _postpone(conn, row, type(error).__name__)
@@ -334,6 +345,21 @@ async def _postpone(conn: asyncpg.Connection, row: asyncpg.Record, reason: str) 
         float(delay),
     )
     return False
+
+
+async def _note_failure(conn: asyncpg.Connection, payload: dict, code: str) -> None:
+    """Say in the given thread that a message could not be posted, and why."""
+    if not payload.get("failure_note"):
+        return
+    thread_key, sentence = payload["failure_note"]
+    channel = await conn.fetchval("select channel from messages where key = $1", thread_key)
+    if channel is not None:
+        await post(
+            conn,
+            channel=channel,
+            text=f":warning: {sentence} (Slack: {code})",
+            thread_key=thread_key,
+        )
 
 
 async def _tell_requester(payload: dict, code: str) -> None:

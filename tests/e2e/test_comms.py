@@ -41,7 +41,7 @@ async def test_verified_rollback_posts_the_notice_once_per_channel_and_a_postmor
         assert "Next attempt scheduled: not yet scheduled" in body
         assert "<@UONCALL01>" in body
         assert "&lt;!channel&gt;" in body and "<!channel>" not in body and "@here" not in body
-    assert "Maintenance notice posted to <#CNOTICE01>, <#CNOTICE02>" in thread_text(fake)
+    assert "Maintenance notice sent to <#CNOTICE01>, <#CNOTICE02>" in thread_text(fake)
     rows = await fetch(dsn, "select channel from notices order by channel")
     assert [r["channel"] for r in rows] == list(NOTICE_CHANNELS)
 
@@ -144,3 +144,23 @@ async def test_a_slack_refusal_of_the_postmortem_is_told_in_the_thread_and_retri
     assert "a Markdown file uploaded" in retried["text"]
     [row] = await fetch(start_bot.dsn, "select state, kind from postmortems")
     assert (row["state"], row["kind"]) == ("created", "file")
+
+
+async def test_a_notice_slack_refuses_is_said_in_the_thread_and_notifies_no_one(
+    start_bot, fake, tmp_path
+):
+    write_comms_runbook(tmp_path, check="true")
+    fake.not_in_channels.add(NOTICE_CHANNELS[1])  # the bot was never invited there
+    bot = await start_bot(rewrite=False)
+    await roll_back(bot, fake, start_bot.dsn)
+    await fake.wait_for(lambda f: posts_to(f, NOTICE_CHANNELS[0]), timeout=20)
+    await fake.wait_for(lambda f: "couldn't post the maintenance notice" in thread_text(f), 20)
+    text = thread_text(fake)
+    assert f"<#{NOTICE_CHANNELS[1]}>" in text and "not_in_channel" in text
+    assert "/rollback notice RB-1" in text
+    delivered = await fetch(
+        start_bot.dsn,
+        "select n.channel from notices n join messages m on m.key = n.message_key"
+        " where m.ts is not null",
+    )
+    assert [r["channel"] for r in delivered] == [NOTICE_CHANNELS[0]]
