@@ -9,11 +9,14 @@ import contextlib
 import logging
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+import asyncpg
 
 from bot.settings import Settings
 
@@ -95,16 +98,28 @@ def run_demo(settings: Settings, args: argparse.Namespace | None = None) -> int:
     options = options_from(settings, args)
     logging.getLogger().setLevel(logging.WARNING)  # the conversation is the output
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # pgserver's, harmless
+    failures = (
+        DemoError,
+        RuntimeError,
+        OSError,
+        ValueError,
+        asyncpg.PostgresError,
+        subprocess.CalledProcessError,
+    )
     if args is not None and args.clean:
-        return asyncio.run(clean(options))
+        try:
+            return asyncio.run(clean(options))
+        except failures as error:
+            print(f"rollback-bot demo --clean: {_one_line(error)}", file=sys.stderr)
+            return 1
     transcript = Transcript(names())
     view = TerminalView(transcript, styled_output=False if options.plain else None)
     try:
         asyncio.run(watched(options, transcript, view))
         return 0
-    except (DemoError, RuntimeError, OSError) as error:  # one line: what failed, where to look
+    except failures as error:  # one line: what failed, where to look
         view.close()
-        print(f"rollback-bot demo: {error}".splitlines()[0], file=sys.stderr)
+        print(f"rollback-bot demo: {_one_line(error)}", file=sys.stderr)
         if (options.root / MARKER).exists():
             print(f"rollback-bot demo: what it made is in {options.root}", file=sys.stderr)
         return 1
@@ -114,6 +129,17 @@ def run_demo(settings: Settings, args: argparse.Namespace | None = None) -> int:
         return 143
     finally:
         view.close()
+
+
+def _one_line(error: BaseException) -> str:
+    """What failed, in one line: the command and its exit status for a failed command."""
+    if isinstance(error, subprocess.CalledProcessError):
+        command = error.cmd if isinstance(error.cmd, str) else " ".join(map(str, error.cmd))
+        return f"`{command[:120]}` exited {error.returncode}; the demo's log has its output."
+    from bot.demo_stage import DemoError
+
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text if isinstance(error, DemoError) else f"{type(error).__name__}: {text}"
 
 
 def names() -> dict[str, str]:
