@@ -34,6 +34,18 @@ class Aftercare:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def incident_closed(self, incident_id: int) -> None:
+        """The hook for `services.incident_closed`: bring its post-mortem up to date."""
+        task = asyncio.get_running_loop().create_task(self._refresh(incident_id))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _refresh(self, incident_id: int) -> None:
+        try:
+            await postmortem.refresh(self.services, incident_id=incident_id)
+        except Exception:  # `/rollback postmortem ID` refreshes it by hand
+            log.exception("%s: post-mortem not refreshed", format_id(incident_id))
+
     async def sweep(self) -> None:
         """Start the after-run work of ended rollbacks that nobody has completed."""
         async with self.services.pool.acquire() as conn:

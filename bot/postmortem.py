@@ -63,8 +63,25 @@ async def create(services: Services, *, incident_id: int, run_id: int | None, ac
     if claim is None:
         if existing["state"] == "creating":
             return f"{rid}'s post-mortem is being created right now; it will appear in the thread."
-        _, markdown, _ = await _documents(services, incident_id)
+        _, markdown, canvas = await _documents(services, incident_id)
         _write(path, markdown)  # the local copy follows the latest facts
+        if existing["state"] == "created" and existing["kind"] == "canvas":
+            try:  # the canvas follows them too (a file already uploaded can't be edited)
+                await services.slack.canvases_edit(
+                    canvas_id=existing["slack_id"],
+                    changes=[
+                        {
+                            "operation": "replace",
+                            "document_content": {"type": "markdown", "markdown": canvas},
+                        }
+                    ],
+                )
+            except SlackApiError as refusal:
+                return (
+                    f"{rid}'s canvas couldn't be updated ({_reason(refusal)}); `{path}` "
+                    "has the latest facts."
+                )
+            return f"{rid}'s post-mortem is updated with the latest facts ({_where(existing)})."
         return f"{rid}'s post-mortem already exists ({_where(existing)}); `{path}` was refreshed."
     try:
         return await _create_claimed(services, incident_id, run_id, actor, path)
@@ -73,6 +90,14 @@ async def create(services: Services, *, incident_id: int, run_id: int | None, ac
         # mark it failed, so the sweep or `/rollback postmortem` can try again.
         await asyncio.shield(_release(services, incident_id, path, failure))
         raise
+
+
+async def refresh(services: Services, *, incident_id: int) -> None:
+    """Bring an existing post-mortem up to date (e.g. its resolution time); never create one."""
+    async with services.pool.acquire() as conn:
+        existing = await comms_store.get_postmortem(conn, incident_id=incident_id)
+    if existing is not None and existing["state"] == "created":
+        await create(services, incident_id=incident_id, run_id=None, actor="bot")
 
 
 async def _release(services: Services, incident_id: int, path: Path, failure: BaseException):
@@ -100,9 +125,14 @@ async def _create_claimed(
         log.warning("%s: post-mortem not created in Slack (%s); kept at %s", rid, error, path)
     async with services.pool.acquire() as conn, conn.transaction():
         row = await comms_store.finish_postmortem(
-            conn, incident_id=incident_id, path=str(path), kind=kind, slack_id=slack_id, url=url,
+            conn,
+            incident_id=incident_id,
+            path=str(path),
+            kind=kind,
+            slack_id=slack_id,
+            url=url,
             error=error,
-        )  # fmt: skip
+        )
         if error:
             await thread_note(
                 conn,

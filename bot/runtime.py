@@ -120,6 +120,7 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
     services.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     aftercare = Aftercare(services)
     services.run_finished = aftercare.run_finished
+    services.incident_closed = aftercare.incident_closed
 
     async def members_of(group: str) -> set[str]:
         response = await client.usergroups_users_list(usergroup=group)

@@ -35,6 +35,7 @@ class Services:
     schedule_deadline: Callable[[asyncpg.Record], None] = _ignore
     run_queued: Callable[[int], None] = _ignore  # the one hand-off to the runner
     run_finished: Callable[[int], None] = _ignore  # a run ended (notice, post-mortem)
+    incident_closed: Callable[[int], None] = _ignore  # resolved/cancelled (post-mortem refresh)
     scenario_refusal: Callable[..., Awaitable[str | None]] | None = None
     data_dir: Path | None = None  # ROLLBACK_DATA_DIR: post-mortems are written under it
     slack: Any = None  # the Web API client, for calls that are not chat messages (canvases…)

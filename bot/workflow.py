@@ -160,6 +160,7 @@ async def close(
             due = await reminders.schedule_on_resolve(conn, services, incident)
     for deadline in due:
         services.schedule_deadline(deadline)
+    services.incident_closed(incident["id"])
     return f"{rid} is {done}."
 
 

@@ -110,6 +110,22 @@ def canvases_create(fake: FakeSlack, args: Args) -> dict[str, Any]:
     return {"ok": True, "canvas_id": canvas_id}
 
 
+def canvases_edit(fake: FakeSlack, args: Args) -> dict[str, Any]:
+    """canvases.edit: apply `replace` changes of the whole document to a known canvas."""
+    canvas = fake.canvases.get(args.get("canvas_id"))
+    if canvas is None:
+        return error("canvas_not_found")
+    changes = args.get("changes")
+    if not isinstance(changes, list) or not changes:
+        return error("invalid_arguments")
+    for change in changes:
+        if not isinstance(change, dict) or change.get("operation") != "replace":
+            return error("invalid_arguments")
+        canvas["document_content"] = change.get("document_content")
+    canvas["edits"] = canvas.get("edits", 0) + 1
+    return {"ok": True}
+
+
 def get_upload_url(fake: FakeSlack, args: Args) -> dict[str, Any]:
     """files.getUploadURLExternal: a file ID and the fake's URL to POST its bytes to."""
     try:
@@ -161,6 +177,7 @@ HANDLERS = {
     "views.publish": views_publish,
     "views.update": views_update,
     "canvases.create": canvases_create,
+    "canvases.edit": canvases_edit,
     "files.getUploadURLExternal": get_upload_url,
     "files.completeUploadExternal": complete_upload,
     "files.upload": files_upload,

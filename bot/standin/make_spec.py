@@ -50,6 +50,11 @@ NEWER_METHODS = {
         _param("document_content", False, "object"),
         _param("channel_id", False),
     ],
+    # https://docs.slack.dev/reference/methods/canvases.edit
+    "canvases.edit": [
+        _param("canvas_id", True),
+        _param("changes", True, "object"),
+    ],
     # https://docs.slack.dev/reference/methods/files.getUploadURLExternal
     "files.getUploadURLExternal": [
         _param("filename", True),

@@ -17,7 +17,16 @@ SPEC_PATH = Path(__file__).with_name("spec.json")
 
 # Arguments Slack accepts as JSON (a string in form bodies, a value in JSON bodies).
 JSON_FIELDS = frozenset(
-    {"attachments", "blocks", "document_content", "files", "metadata", "user_ids", "view"}
+    {
+        "attachments",
+        "blocks",
+        "changes",
+        "document_content",
+        "files",
+        "metadata",
+        "user_ids",
+        "view",
+    }
 )
 MESSAGE_BLOCKS_MAX = 50
 VIEW_BLOCKS_MAX = 100

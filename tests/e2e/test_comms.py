@@ -72,7 +72,7 @@ async def test_verified_rollback_posts_the_notice_once_per_channel_and_a_postmor
 
     # Asking again neither creates a second canvas nor posts a second notice.
     again = await answer(fake, await command(bot, fake, "postmortem RB-1"))
-    assert "already exists" in again["text"] and len(fake.canvases) == 1
+    assert "updated with the latest facts" in again["text"] and len(fake.canvases) == 1
 
 
 async def test_next_attempt_date_appears_when_the_notice_is_posted_again(start_bot, fake, tmp_path):
@@ -164,3 +164,18 @@ async def test_a_notice_slack_refuses_is_said_in_the_thread_and_notifies_no_one(
         " where m.ts is not null",
     )
     assert [r["channel"] for r in delivered] == [NOTICE_CHANNELS[0]]
+
+
+async def test_resolving_brings_the_postmortem_canvas_up_to_date(start_bot, fake, tmp_path):
+    write_comms_runbook(tmp_path, check="true")
+    bot = await start_bot(rewrite=False)
+    await roll_back(bot, fake, start_bot.dsn)
+    await fake.wait_for(lambda f: f.canvases, timeout=20)
+    [canvas] = fake.canvases.values()
+    assert "not resolved when this document was written" in canvas["document_content"]["markdown"]
+    await command(bot, fake, "resolve RB-1 restored and verified")
+    await fake.wait_for(lambda f: f.calls_to("canvases.edit"), timeout=20)
+    resolved = (await fetch(start_bot.dsn, "select resolved_at from incidents"))[0]["resolved_at"]
+    markdown = canvas["document_content"]["markdown"]
+    assert f"**Resolution Time**: {document_time(resolved)}" in markdown
+    assert len(fake.canvases) == 1  # updated in place, not created again
