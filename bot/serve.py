@@ -41,7 +41,18 @@ def serve(
                 "choose another with --port or PORT."
             ) from None
         return 0
-    asyncio.run(_socket_mode(settings, runbook, dsn))
+    from slack_sdk.errors import SlackApiError
+
+    from bot.cli import Stop
+    from bot.outbox import slack_error_code
+
+    try:
+        asyncio.run(_socket_mode(settings, runbook, dsn))
+    except SlackApiError as error:
+        raise Stop(
+            f"Slack refused the Socket Mode connection ({slack_error_code(error)}); check "
+            "SLACK_APP_TOKEN (an xapp- token with connections:write) and SLACK_BOT_TOKEN."
+        ) from None
     return 0
 
 
