@@ -6,13 +6,13 @@ import asyncio
 import json
 import random
 import signal
-import textwrap
 from urllib.parse import urlencode
 
 import aiohttp
 
 from tests.e2e.db_proxy import DatabaseProxy
 from tests.e2e.harness import SECRET, TOKEN, fetch, text_of
+from tests.e2e.test_runs import SCENARIOS
 from tests.slack_requests import sign
 
 CHANNEL = "CFAULT001"
@@ -56,24 +56,10 @@ async def test_database_outage_turns_health_503_answers_clearly_and_recovers(sta
     assert [r["summary"] for r in rows] == ["before the outage", "after the outage"]
 
 
-SLOW = textwrap.dedent("""
-    [[scenario]]
-    key = "slow"
-    title = "Slow steps"
-    trigger = "test"
-      [[scenario.step]]
-      name = "Long"
-      run = "echo long-start >> ran.log; sleep 3; echo long-end >> ran.log"
-      [[scenario.step]]
-      name = "After"
-      run = "echo after >> ran.log"
-""")
-
-
 async def test_sigterm_finishes_the_current_step_and_another_process_continues(
     start_bot, fake, tmp_path
 ):
-    first = await start_bot(scenarios=SLOW, workdir=tmp_path)
+    first = await start_bot(scenarios=SCENARIOS, workdir=tmp_path)  # its `slow` scenario
     await first.command(
         "declare critical slow", user=DECLARER, channel=CHANNEL, response_url=fake.response_url()
     )
