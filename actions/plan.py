@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
@@ -13,54 +12,7 @@ from actions.artifacts import RecordedArtifact, artifact_problem
 from actions.model import Check, Runbook, Scenario, Step
 from actions.render import RenderContext, RenderError, render, scenario_artifacts
 from actions.runner import PreparedStep
-
-_SHELL_WORDS = frozenset(
-    [
-        "if",
-        "then",
-        "else",
-        "elif",
-        "fi",
-        "for",
-        "while",
-        "until",
-        "do",
-        "done",
-        "case",
-        "esac",
-        "in",
-        "function",
-        "time",
-        "!",
-        "{",
-        "}",
-        "[[",
-        "]]",
-        "export",
-        "local",
-        "set",
-        "unset",
-        "cd",
-        "echo",
-        "test",
-        "[",
-        "true",
-        "false",
-        "exit",
-        "return",
-        "read",
-        "printf",
-        "source",
-        ".",
-        "shift",
-        "trap",
-        "wait",
-        "eval",
-        "exec",
-        "command",
-    ]
-)
-_SEPARATORS = re.compile(r"\|\||&&|[|;&()]")
+from actions.shell_parse import programs_in
 
 
 def step_workdir(runbook: Runbook, step: Step | Check) -> Path:
@@ -134,25 +86,6 @@ def artifact_refusal(
         "; ".join(problems) + ". Restore or re-take the backup (`/rollback backup`) "
         "before rolling back."
     )
-
-
-def programs_in(script: str) -> set[str]:
-    """The programs a bash script calls, roughly: the first word of every simple command."""
-    found = set()
-    for line in script.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        for part in _SEPARATORS.split(line):
-            try:
-                words = shlex.split(part, comments=True)
-            except ValueError:
-                words = part.split()
-            words = [w for w in words if "=" not in w.split("/")[0] or w.startswith(("/", "."))]
-            words = [w for w in words if not re.match(r"^\d*[<>]", w)]
-            if words and words[0] not in _SHELL_WORDS and not words[0].startswith("$"):
-                found.add(words[0])
-    return found
 
 
 @dataclass(frozen=True)
