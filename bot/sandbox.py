@@ -1,17 +1,22 @@
 """A throw-away stand-in for the operator's production, for end-to-end tests and demos.
 
-`build_sandbox(root, server_dsn=..., db_name=...)` makes, under `root` only: a git project
-shaped like the seed plan's (`root/project`, with a bare `root/remote.git` as `origin`), tool
-shims in `root/bin` for what would reach the network or the system (npm, npx, pm2, systemctl;
-they log to `root/tool.log`), and a shop database `db_name` on the given PostgreSQL server.
-`Sandbox.env` is the environment the runbook's commands need (the real pg_dump / psql of the
-`pgserver` package first on PATH). Linux only: the pm2 shim watches the app through /proc.
+`build_sandbox(root, server_dsn=..., db_name=...)` makes, under `root`: a git project shaped
+like the seed plan's (`root/project`, with a bare `root/remote.git` as `origin`, its packages
+installed by the real `npm install`), the real pm2 (installed with npm once into a cache, see
+bot.sandbox_services; PM2_HOME is `root/pm2`), the real nginx in front of the app when it is
+installed (`root/nginx`), stand-ins in `root/bin` for what can't run here (systemctl, and
+Prisma's CLI as the npm package `root/standin/prisma`; they log to `root/tool.log`), and a
+shop database `db_name` on the given PostgreSQL server. Without node / npm, npm, npx, pm2 and
+node are stand-ins too. `Sandbox.env` is the environment the runbook's commands need (the real
+pg_dump / psql of the `pgserver` package first on PATH). Linux only: the stand-ins watch
+processes through /proc.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -28,6 +33,7 @@ from actions.model import Runbook, Step
 from actions.runbook import load_runbook
 from bot import sandbox_files as files
 from bot import sandbox_runbook
+from bot import sandbox_services as services
 from bot import sandbox_tools as tools
 
 DEFAULT_RUNBOOK = Path(__file__).resolve().parents[1] / "runbook.toml"
@@ -83,16 +89,27 @@ class Sandbox:
     app_port: int
     runbook_path: Path
     secrets: tuple[str, ...]  # values in `.env` that must never reach Slack
+    tools: services.Tools  # which tools run for real
+
+    @property
+    def nginx_url(self) -> str | None:
+        """The app through the sandbox's nginx, when nginx is installed."""
+        port = self.tools.nginx_port
+        return f"http://127.0.0.1:{port}/" if self.tools.nginx is not None else None
 
     @property
     def app_url(self) -> str:
         """Where the app answers `Ecom OS` while it runs."""
         return f"http://127.0.0.1:{self.app_port}/"
 
-    def run(self, *command: str, cwd: Path | None = None, input: str | None = None) -> str:
+    def run(
+        self, *command: str, cwd: Path | None = None, input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> str:  # fmt: skip
         """Run a command with the sandbox's environment; its stdout. Raises on failure."""
+        environment = {**os.environ, **self.env, **(env or {})}
         done = subprocess.run(
-            command, cwd=cwd or self.project, env={**os.environ, **self.env}, input=input,
+            command, cwd=cwd or self.project, env=environment, input=input,
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
@@ -130,6 +147,7 @@ class Sandbox:
         tables: dict[str, dict[str, object]] = {
             "project": {**document.get("project", {}), "workdir": str(self.project)},
             "vars": {**document.get("vars", {}), "db_name": self.db_name, "db_url": self.db_url,
+                     "app_url": self.app_url,
                      "recovery_csv": str(self.root / "recovery" / "inventory_data.csv")},
             "policy": {**document.get("policy", {}),
                        **{key: value for key, value in policy.items() if value is not None}},
@@ -145,15 +163,38 @@ class Sandbox:
         return target
 
     def _app_url_for(self, url: object) -> str:
+        if "{{" in str(url):  # a placeholder such as {{ vars.app_url }}, set in [vars]
+            return str(url)
         return urlunsplit(urlsplit(str(url))._replace(netloc=f"127.0.0.1:{self.app_port}"))
 
     def start_app(self) -> None:
-        """Start the app (as pm2 would) and wait until it listens on `app_port`."""
-        self.run(sys.executable, str(self.root / "bin" / "_shim.py"), "start-app")
+        """Start the app under pm2 (and nginx in front of it); wait until both listen."""
+        if self.tools.node:
+            if '"ecom-os"' not in self.run("pm2", "jlist"):
+                self.run("pm2", "start", "server.py", "--name", "ecom-os",
+                         "--interpreter", sys.executable,
+                         env={"PORT": str(self.app_port)})  # fmt: skip
+            self._shim("wait-app")
+        else:
+            self._shim("start-app")
+        self._shim("start-nginx")
 
     def stop_app(self) -> None:
-        """Stop the app if it runs."""
-        self.run(sys.executable, str(self.root / "bin" / "_shim.py"), "stop-app")
+        """Stop the app, pm2's daemon and nginx if they run."""
+        if self.tools.node:
+            if (self.root / "pm2" / "pm2.pid").exists():
+                self.run("pm2", "kill")
+        else:
+            self._shim("stop-app")
+        self._shim("stop-nginx")
+
+    def pm2_status(self) -> dict[str, str]:
+        """pm2's apps and their status (`pm2 jlist`)."""
+        listed = json.loads(self.run("pm2", "jlist"))
+        return {app["name"]: app["pm2_env"]["status"] for app in listed}
+
+    def _shim(self, action: str) -> None:
+        self.run(sys.executable, str(self.root / "bin" / "_shim.py"), action)
 
     def snapshot(self) -> Snapshot:
         """The database content and the project's files, deterministic and comparable."""
@@ -221,9 +262,15 @@ class Sandbox:
         self.destroy()
 
 
-def build_sandbox(root: Path, *, server_dsn: str, db_name: str, rows: int = 3000) -> Sandbox:
+def build_sandbox(
+    root: Path, *, server_dsn: str, db_name: str, rows: int = 3000,
+    real_tools: bool | None = None, tools_cache: Path | None = None,
+) -> Sandbox:  # fmt: skip
     """Build a sandbox in `root` (absent or empty) with database `db_name` (replaced if it
-    exists) on the server of `server_dsn`, and write its runbook (`runbook_path`)."""
+    exists) on the server of `server_dsn`, and write its runbook (`runbook_path`).
+
+    `real_tools`: run npm and pm2 for real (default: when node and npm are installed);
+    pm2 is installed once into `tools_cache` (default: services.default_cache())."""
     if not _DB_NAME.fullmatch(db_name) or db_name in ("postgres", "template0", "template1"):
         raise ValueError(f"db_name {db_name!r}: use lower-case letters, digits and _")
     root = Path(root).resolve()
@@ -232,8 +279,17 @@ def build_sandbox(root: Path, *, server_dsn: str, db_name: str, rows: int = 3000
     project, bin_dir, home = root / "project", root / "bin", root / "home"
     for directory in (project, bin_dir, home, root / "pm2", root / "recovery"):
         directory.mkdir(parents=True)
+    node = services.node_available() if real_tools is None else real_tools
+    pm2_bin = None
+    if node:
+        npm_env = {"HOME": str(home), "npm_config_update_notifier": "false"}
+        pm2_bin = services.install_pm2(tools_cache or services.default_cache(), npm_env)
+    paths = [str(bin_dir), *([str(pm2_bin)] if pm2_bin else []), str(pg_bin_dir())]
     env = {
-        "PATH": os.pathsep.join([str(bin_dir), str(pg_bin_dir()), os.environ.get("PATH", "")]),
+        "PATH": os.pathsep.join([*paths, os.environ.get("PATH", "")]),
+        "npm_config_update_notifier": "false",
+        "npm_config_fund": "false",
+        "npm_config_audit": "false",
         "HOME": str(home),
         "PM2_HOME": str(root / "pm2"),
         "GIT_CONFIG_NOSYSTEM": "1",
@@ -242,11 +298,18 @@ def build_sandbox(root: Path, *, server_dsn: str, db_name: str, rows: int = 3000
         **libpq_env(server_dsn, db_name),
     }
     secrets = tuple(files.env_secrets(db_name).values())
+    app_port, nginx_port = _free_port(), _free_port()
+    nginx = services.prepare_nginx(root, nginx_port, app_port)
+    found = services.Tools(node, pm2_bin, nginx and Path(nginx["binary"]), nginx_port)
     box = Sandbox(root, project, db_name, database_url(server_dsn, db_name), server_dsn, env,
-                  _free_port(), root / "runbook.toml", secrets)  # fmt: skip
+                  app_port, root / "runbook.toml", secrets, found)  # fmt: skip
     config = {"root": str(root), "project": str(project), "port": box.app_port,
-              "python": sys.executable}  # fmt: skip
-    for name, text in tools.shims(sys.executable, config).items():
+              "python": sys.executable, "nginx": nginx}  # fmt: skip
+    if node:
+        _write(root / "standin" / "prisma", {"package.json": tools.PRISMA_PACKAGE,
+                                             "cli.js": tools.PRISMA_CLI})  # fmt: skip
+        (root / "standin" / "prisma" / "cli.js").chmod(0o755)
+    for name, text in tools.shims(sys.executable, config, node=node).items():
         (bin_dir / name).write_text(text, encoding="utf-8")
         (bin_dir / name).chmod(0o755 if not name.endswith(".py") else 0o644)
     _drop_database(box, db_name)

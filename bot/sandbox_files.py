@@ -5,33 +5,18 @@ Everything here is deterministic text: the same arguments give the same bytes.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+from pathlib import Path
 
 # --- The project (a Next.js + Prisma shop, as the seed plan's commands assume) -------------
 
-PACKAGE = {
-    "name": "ecom-os",
-    "version": "1.4.2",
-    "private": True,
-    "scripts": {
-        "dev": "next dev",
-        "build": "next build",
-        "start": "next start",
-        "stop": "pm2 stop ecom-os",
-        "type-check": "tsc --noEmit",
-        "prisma:generate": "prisma generate",
-        "prisma:studio": "prisma studio",
-    },
-    "dependencies": {
-        "@prisma/client": "^5.9.1",
-        "next": "14.1.0",
-        "react": "^18.2.0",
-        "react-dom": "^18.2.0",
-        "zod": "^3.22.4",
-    },
-    "devDependencies": {"@types/node": "^20.11.5", "prisma": "^5.9.1", "typescript": "^5.3.3"},
-}
+NODE_DIR = Path(__file__).resolve().parent / "sandbox_node"
+# package.json and the package-lock.json `npm install` installs from: three small packages
+# without install scripts, and Prisma's CLI as a local stand-in package (standin/prisma).
+PACKAGE = json.loads((NODE_DIR / "project" / "package.json").read_text(encoding="utf-8"))
+PACKAGE_LOCK = json.loads((NODE_DIR / "project" / "package-lock.json").read_text(encoding="utf-8"))
 
 
 def package_json(extra: dict[str, str] | None = None) -> str:
@@ -43,20 +28,20 @@ def package_json(extra: dict[str, str] | None = None) -> str:
 
 
 def package_lock(extra: dict[str, str] | None = None) -> str:
-    """A lockfile (version 3) matching `package_json(extra)`."""
-    deps = {**PACKAGE["dependencies"], **PACKAGE["devDependencies"], **(extra or {})}
-    packages: dict[str, dict[str, object]] = {
-        "": {"name": PACKAGE["name"], "version": PACKAGE["version"]}
-    }
-    for name, spec in sorted(deps.items()):
-        version = spec.lstrip("^~")
-        digest = hashlib.sha256(f"{name}@{version}".encode()).hexdigest()[:40]
-        packages[f"node_modules/{name}"] = {
-            "version": version,
-            "resolved": f"https://registry.npmjs.org/{name}/-/{name.split('/')[-1]}-{version}.tgz",
-            "integrity": f"sha512-{digest}",
-        }
-    lock = {"name": "ecom-os", "version": "1.4.2", "lockfileVersion": 3, "packages": packages}
+    """The committed lockfile, with entries for `extra` added as `npm install` would."""
+    lock = json.loads(json.dumps(PACKAGE_LOCK))
+    if extra:
+        root = lock["packages"][""]
+        root["dependencies"] = dict(sorted({**root["dependencies"], **extra}.items()))
+        for name, spec in extra.items():
+            version = spec.lstrip("^~")
+            digest = hashlib.sha512(f"{name}@{version}".encode()).digest()
+            lock["packages"][f"node_modules/{name}"] = {
+                "version": version,
+                "resolved": f"https://registry.npmjs.org/{name}/-/{name.split('/')[-1]}-{version}.tgz",
+                "integrity": "sha512-" + base64.b64encode(digest).decode(),
+            }
+        lock["packages"] = dict(sorted(lock["packages"].items()))
     return json.dumps(lock, indent=2) + "\n"
 
 
@@ -176,10 +161,18 @@ model WmsInventoryTransaction {
 }
 """
 
+BUILD_JS = """\
+// Ecom OS's build, as far as the rollback sandbox needs it: every dependency must load.
+const { dependencies = {} } = require("../package.json");
+for (const name of Object.keys(dependencies)) require(name);
+console.log(process.argv.includes("--check") ? "  ✓ Types checked" : "  ✓ Compiled successfully");
+"""
+
 PROJECT_FILES = {
     ".gitignore": "node_modules/\n.next/\n.env\nbackup/\n",
-    "README.md": "# Ecom OS\n\nOrders, stock and shipping. `npm run build`, then `pm2 start`.\n",
+    "README.md": "# Ecom OS\n\nOrders, stock and shipping. `npm run build`, then `npm start`.\n",
     "server.py": SERVER_PY,
+    "scripts/build.js": BUILD_JS,
     "prisma/schema.prisma": SCHEMA_PRISMA,
     "app/layout.tsx": "export default function RootLayout({ children }: { children: "
     'React.ReactNode }) {\n  return <html lang="en"><body>{children}</body></html>;\n}\n',

@@ -1,4 +1,10 @@
-"""Executable stand-ins for npm, npx, pm2 and systemctl (they log, act locally)."""
+"""Executable stand-ins (they log to tool.log and act locally).
+
+Always: `systemctl` (containers have no systemd; for nginx it starts and stops the sandbox's
+real nginx when there is one) and Prisma's CLI (its engines download from a host that is not
+reachable), as the local npm package `standin/prisma`. Only when node / npm are absent: npm,
+npx, pm2 and node.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +74,64 @@ def start_app():
     fail(f"ecom-os did not listen on port {PORT} within 10s")
 
 
+def wait_app():
+    """Wait until the app (started by the real pm2) listens on PORT."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    fail(f"ecom-os did not listen on port {PORT} within 20s; see `pm2 logs`")
+
+
+NGINX = CONFIG.get("nginx")
+
+
+def nginx_pid():
+    """The sandbox's nginx master pid while it runs, else None."""
+    try:
+        pid = int(Path(NGINX["prefix"], "nginx.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, TypeError):
+        return None
+    return pid if b"nginx" in cmdline else None
+
+
+def nginx(*args):
+    with open(Path(NGINX["prefix"], "control.log"), "ab") as out:
+        return subprocess.call([NGINX["binary"], "-p", NGINX["prefix"], "-c", NGINX["conf"],
+                                *args], stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+
+
+def start_nginx():
+    if NGINX is None or nginx_pid() is not None:
+        return
+    if nginx() != 0:
+        fail(f"nginx did not start; see {Path(NGINX['prefix'], 'control.log')}")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", int(NGINX["port"])), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    fail(f"nginx did not listen on port {NGINX['port']} within 10s")
+
+
+def stop_nginx():
+    pid = nginx_pid() if NGINX is not None else None
+    if pid is None:
+        return
+    nginx("-s", "quit")
+    deadline = time.monotonic() + 10
+    while nginx_pid() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if nginx_pid() is not None:
+        os.kill(pid, signal.SIGKILL)
+
+
 def stop_app():
     pid = app_pid()
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -85,7 +149,9 @@ def stop_app():
 
 
 if __name__ == "__main__":
-    {"start-app": start_app, "stop-app": stop_app}[sys.argv[1]]()
+    actions = {"start-app": start_app, "stop-app": stop_app, "start-nginx": start_nginx,
+               "stop-nginx": stop_nginx, "wait-app": wait_app}
+    actions[sys.argv[1]]()
 '''
 
 SHIM_HEAD = """\
@@ -96,7 +162,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shim import PROJECT, fail, log, start_app, stop_app, app_pid  # noqa: E402
+from _shim import (  # noqa: E402
+    NGINX, PROJECT, app_pid, fail, log, nginx, nginx_pid, start_app, start_nginx, stop_app,
+    stop_nginx,
+)
 
 args = sys.argv[1:]
 command = args[0] if args else ""
@@ -194,18 +263,68 @@ elif command == "resurrect":
         start_app()
 elif command == "dump":
     print(json.dumps([APP], indent=2))
+elif command == "jlist":
+    status = "online" if app_pid() is not None else "stopped"
+    print(json.dumps([{**APP, "pm2_env": {"status": status}}]))
+"""
+
+# Only without node: the runbook's one use of `node -e`, checking that pm2's apps are online.
+NODE = """
+log("node")
+if args[:1] != ["-e"] or "pm2_env" not in " ".join(args[1:]):
+    fail("node stand-in: only the runbook's pm2 online check is understood")
+apps = json.loads(sys.stdin.read())
+down = [app["name"] for app in apps if app["pm2_env"]["status"] != "online"]
+if not apps or down:
+    fail("pm2: not online: " + (", ".join(down) or "no app in the list"))
 """
 
 SYSTEMCTL = """
 log("systemctl")
-if command in ("status", "is-active"):
+unit = args[1].removesuffix(".service") if len(args) > 1 else ""
+if unit == "nginx" and NGINX is not None:  # the sandbox's real nginx
+    if command in ("stop", "restart"):
+        stop_nginx()
+    if command in ("start", "restart"):
+        start_nginx()
+    if command == "reload" and nginx("-s", "reload") != 0:
+        fail("nginx: reload failed")
+    if command in ("status", "is-active"):
+        print("active" if nginx_pid() is not None else "inactive")
+        sys.exit(0 if nginx_pid() is not None else 3)
+elif command in ("status", "is-active"):
     print("active")
 """
 
+# Prisma's CLI as a local npm package (a devDependency `file:../standin/prisma`), so that
+# `npx prisma` and `npm run prisma:generate` find it in node_modules/.bin as in a real project.
+PRISMA_PACKAGE = '{"name": "prisma", "version": "5.9.1", "bin": {"prisma": "cli.js"}}\n'
+PRISMA_CLI = """#!/usr/bin/env node
+// Stand-in for Prisma's CLI: its engines download from binaries.prisma.sh, not reachable here.
+const fs = require("fs");
+const path = require("path");
+const args = process.argv.slice(2);
+const log = path.join(__dirname, "..", "..", "tool.log");
+fs.appendFileSync(log, ["prisma", ...args].join(" ") + "\\n");
+if (args[0] === "db" && args[1] === "pull") {
+  if (!fs.existsSync("prisma/schema.prisma")) {
+    console.error("Error: Could not find a schema.prisma file");
+    process.exit(1);
+  }
+  console.log("Introspecting based on datasource defined in prisma/schema.prisma");
+  console.log("✔ Introspected 5 models and wrote them into prisma/schema.prisma in 112ms");
+} else if (args[0] === "generate") {
+  console.log("✔ Generated Prisma Client to ./node_modules/@prisma/client");
+}
+"""
 
-def shims(python: str, config: dict[str, object]) -> dict[str, str]:
-    """File name in root/bin -> text. Executables get `python` as their interpreter."""
-    tools = {"npm": NPM, "npx": NPX, "pm2": PM2, "systemctl": SYSTEMCTL}
+
+def shims(python: str, config: dict[str, object], *, node: bool) -> dict[str, str]:
+    """File name in root/bin -> text. Executables get `python` as their interpreter. With
+    `node` (real node and npm), only systemctl; else npm, npx, pm2 and node too."""
+    tools = {"systemctl": SYSTEMCTL}
+    if not node:
+        tools |= {"npm": NPM, "npx": NPX, "pm2": PM2, "node": NODE}
     files = {name: f"#!{python}\n{SHIM_HEAD}{body}" for name, body in tools.items()}
     files["_shim.py"] = f"CONFIG = {config!r}\n{SHIM_COMMON}"
     return files

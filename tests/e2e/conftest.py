@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -50,9 +51,25 @@ async def start_bot(fresh_database, fake, tmp_path):
         await bot.stop(signal.SIGKILL)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tools_cache(tmp_path_factory):
+    """Sandboxes (also the demo's, in subprocesses) install the real pm2 once per session."""
+    from bot.sandbox_services import CACHE_ENV
+
+    path = tmp_path_factory.mktemp("tools-cache")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture
 def sandbox(pg_server_dsn, tmp_path):
-    """A realistic project to roll back: its database, git repo, running app and tool shims."""
+    """A realistic project to roll back: its database, git repo, the app running under the
+    real pm2 (behind the real nginx when installed), and stand-ins for what can't run here."""
     import uuid
 
     from bot.sandbox import build_sandbox

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -113,8 +114,16 @@ async def test_full_rollback_restores_database_code_and_environment(sandbox, mon
                                on_event=ignore, default_dsn=runbook.vars["db_url"])  # fmt: skip
     assert [(r.name, r.passed, r.detail) for r in results if not r.passed] == []
     assert len(results) == len(runbook.checks)
-    log = (sandbox.root / "tool.log").read_text()
-    assert "pm2 resurrect" in log and "systemctl start nginx" in log
+    assert_app_is_back(sandbox)
+
+
+def assert_app_is_back(box: Sandbox) -> None:
+    """The app runs under pm2 and answers, directly and through nginx (when installed)."""
+    assert box.pm2_status() == {"ecom-os": "online"}
+    urls = [box.app_url, *([box.nginx_url] if box.nginx_url else [])]
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert b"<h1>Ecom OS</h1>" in response.read(), url
 
 
 async def test_database_rollback_restores_the_database_and_restarts_the_app(sandbox):
@@ -129,11 +138,12 @@ async def test_database_rollback_restores_the_database_and_restarts_the_app(sand
     after = sandbox.snapshot()
     assert after.database == before.database
     assert after.files["prisma/schema.prisma"] == before.files["prisma/schema.prisma"]
-    assert "online" in sandbox.run("pm2", "list")
+    assert_app_is_back(sandbox)
 
 
 async def test_files_rollback_restores_the_project_files(sandbox):
     runbook = load_runbook(sandbox.runbook_path)
+    sandbox.start_app()  # the backup saves pm2's process list
     artifacts = await backup(sandbox, runbook)
     before = sandbox.snapshot()
     sandbox.break_like_failed_integration()
@@ -152,6 +162,7 @@ async def test_files_rollback_restores_the_project_files(sandbox):
 
 async def test_packages_rollback_repairs_a_broken_package_json(sandbox):
     runbook = load_runbook(sandbox.runbook_path)
+    sandbox.start_app()
     artifacts = await backup(sandbox, runbook)
     before = sandbox.snapshot()
     (sandbox.project / "package.json").write_text('{"name": "ecom-os", ')
@@ -184,5 +195,6 @@ def test_sandbox_runbook_changes_only_where_it_points(sandbox, tmp_path):
     assert runbook.notice_channels == ("C0SANDBOX01",)
     assert runbook.contacts == {"on_call": "U0SANDBOX01"}
     assert (runbook.policy.approvers, runbook.policy.high_rollback_after) == (("U0SANDBOX02",), 5)
-    assert [c.http for c in runbook.checks if c.http] == [sandbox.app_url.rstrip("/")]
-    assert os.access(sandbox.root / "bin" / "npm", os.X_OK)
+    assert [c.http for c in runbook.checks if c.http] == ["{{ vars.app_url }}"]
+    assert runbook.vars["app_url"] == sandbox.app_url
+    assert os.access(sandbox.root / "bin" / "systemctl", os.X_OK)
