@@ -148,7 +148,19 @@ def _check(path: Path) -> int:
     if problems:
         print(f"{len(problems)} problem(s) in {path}", file=sys.stderr)
         return EXIT_PROBLEMS
-    print(f"{path}: ok")
+    from actions.shellcheck import lint_runbook
+
+    findings = lint_runbook(path, load_runbook(path))
+    if findings is None:
+        print("shellcheck is not installed; the steps' bash was not checked", file=sys.stderr)
+    for finding in findings or []:
+        print(finding)
+    errors = sum(finding.is_error for finding in findings or [])
+    if errors:
+        print(f"{errors} problem(s) in {path} (shellcheck errors)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    warnings = len(findings or []) - errors
+    print(f"{path}: ok" + (f" ({warnings} shellcheck warning(s))" if warnings else ""))
     return 0
 
 

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -206,7 +207,8 @@ async def play_demo(options: DemoOptions, transcript, view=None, page_url: str |
             f"It touches nothing outside {options.root}\n"
             f"and its own databases {databases} on {where}.\n"
             "The real bot runs; what it sends goes to a local stand-in for the Slack Web API\n"
-            "and is shown here as people would read it in Slack.",
+            "and is shown here as people would read it in Slack.\n"
+            f"pm2 is installed once into {tools_cache(options)} and reused.",
         )
         if page_url is not None:
             transcript.note(f"The conversation is also live at {page_url}")
@@ -221,7 +223,10 @@ async def play_demo(options: DemoOptions, transcript, view=None, page_url: str |
             keep=options.keep,
             suffix=options.suffix,
             pace=options.pace,
+            tools_cache=tools_cache(options),
         ) as stage:
+            for line in stage.sandbox.tools.notes():
+                transcript.note(line)
             if view is not None:
                 view.attach_log((stage.root / "transcript.txt").open("w", encoding="utf-8"))
             transcript.note(
@@ -248,6 +253,13 @@ async def play_demo(options: DemoOptions, transcript, view=None, page_url: str |
     finally:
         if pacer is not None:
             pacer.cancel()
+
+
+def tools_cache(options: DemoOptions) -> Path:
+    """Where the demo installs pm2 once: $ROLLBACK_TOOLS_CACHE, else under the data dir."""
+    from bot.sandbox_services import CACHE_ENV
+
+    return Path(os.environ.get(CACHE_ENV) or options.data_dir / "demo-tools")
 
 
 async def clean(options: DemoOptions) -> int:

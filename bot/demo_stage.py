@@ -172,14 +172,26 @@ async def stop_bot(process) -> None:
 
 @contextlib.asynccontextmanager
 async def staged(
-    *, root: Path, server_dsn: str, rows: int, keep: bool, suffix: str = "", pace: float = 0.0
+    *,
+    root: Path,
+    server_dsn: str,
+    rows: int,
+    keep: bool,
+    suffix: str = "",
+    pace: float = 0.0,
+    tools_cache: Path | None = None,
 ) -> AsyncIterator[Stage]:
     """Build everything, start the bot; on exit stop it all and, unless `keep`, delete it."""
     shop_db, bot_db = SHOP_DB + suffix, BOT_DB + suffix
     prepare_root(root)
     await recreate_database(server_dsn, bot_db)
     sandbox = await asyncio.to_thread(
-        build_sandbox, root / "sandbox", server_dsn=server_dsn, db_name=shop_db, rows=rows
+        build_sandbox,
+        root / "sandbox",
+        server_dsn=server_dsn,
+        db_name=shop_db,
+        rows=rows,
+        tools_cache=tools_cache,
     )
     fake = process = db = None
     try:

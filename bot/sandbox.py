@@ -280,10 +280,15 @@ def build_sandbox(
     for directory in (project, bin_dir, home, root / "pm2", root / "recovery"):
         directory.mkdir(parents=True)
     node = services.node_available() if real_tools is None else real_tools
-    pm2_bin = None
+    pm2_bin, fallback = None, "" if node else "node/npm are not installed"
     if node:
         npm_env = {"HOME": str(home), "npm_config_update_notifier": "false"}
-        pm2_bin = services.install_pm2(tools_cache or services.default_cache(), npm_env)
+        try:
+            pm2_bin = services.install_pm2(tools_cache or services.default_cache(), npm_env)
+        except RuntimeError as error:  # e.g. the npm registry is unreachable
+            if real_tools:
+                raise
+            node, fallback = False, f"npm could not install pm2 ({str(error)[:200]})"
     paths = [str(bin_dir), *([str(pm2_bin)] if pm2_bin else []), str(pg_bin_dir())]
     env = {
         "PATH": os.pathsep.join([*paths, os.environ.get("PATH", "")]),
@@ -300,7 +305,7 @@ def build_sandbox(
     secrets = tuple(files.env_secrets(db_name).values())
     app_port, nginx_port = _free_port(), _free_port()
     nginx = services.prepare_nginx(root, nginx_port, app_port)
-    found = services.Tools(node, pm2_bin, nginx and Path(nginx["binary"]), nginx_port)
+    found = services.Tools(node, pm2_bin, nginx and Path(nginx["binary"]), nginx_port, fallback)
     box = Sandbox(root, project, db_name, database_url(server_dsn, db_name), server_dsn, env,
                   app_port, root / "runbook.toml", secrets, found)  # fmt: skip
     config = {"root": str(root), "project": str(project), "port": box.app_port,

@@ -29,6 +29,7 @@ class Tools:
     pm2_bin: Path | None  # the directory holding the real pm2
     nginx: Path | None  # the real nginx binary
     nginx_port: int | None
+    fallback: str = ""  # why npm, npx, pm2 and node are stand-ins, when they are
 
     def notes(self) -> list[str]:
         """One line per fact a reader of the demo should know: real tools and stand-ins."""
@@ -37,8 +38,8 @@ class Tools:
             lines.append("npm, npx and pm2 run for real (pm2 installed with npm, PM2_HOME in "
                          "the sandbox; its daemon is killed at the end).")  # fmt: skip
         else:
-            lines.append("node/npm are not installed, so npm, npx, pm2 and node are stand-ins "
-                         "that act locally.")  # fmt: skip
+            why = self.fallback or "node/npm are not installed"
+            lines.append(f"{why}, so npm, npx, pm2 and node are stand-ins that act locally.")
         if self.nginx is not None:
             lines.append(f"nginx runs for real on 127.0.0.1:{self.nginx_port}, in front of the "
                          "app, and is stopped at the end.")  # fmt: skip

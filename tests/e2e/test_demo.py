@@ -23,6 +23,7 @@ from bot.demo_stage import BOT_DB, SHOP_DB
 from bot.demo_terminal import TerminalView
 from bot.demo_transcript import Transcript
 from bot.sandbox import DEFAULT_RUNBOOK, database_url
+from bot.sandbox_services import CACHE_ENV
 
 COMMS = importlib.util.find_spec("bot.notice") is not None  # the communications work
 
@@ -138,6 +139,7 @@ async def _demo_on_the_embedded_server(base: Path) -> None:
         if not k.startswith(("SLACK_", "ROLLBACK_", "PG")) and k != "DATABASE_URL"
     }
     env.update(ROLLBACK_DATA_DIR=str(data), PYTHONUNBUFFERED="1")
+    env[CACHE_ENV] = os.environ[CACHE_ENV]  # the session's pm2 install (tests/e2e/conftest.py)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -156,6 +158,8 @@ async def _demo_on_the_embedded_server(base: Path) -> None:
     assert "\x1b[" not in shown  # not a terminal: plain text
     assert "its own PostgreSQL in" in shown
     assert "Verification: 4/4 checks passed" in shown
+    assert "npm, npx and pm2 run for real" in shown
+    assert "Stand-ins: Prisma's CLI (its engines download from a host" in shown
     assert "Identical to before the failure: database yes, project files yes" in shown
     took = re.search(r"The demo took (\d+)s", shown)
     assert took and int(took.group(1)) < 120

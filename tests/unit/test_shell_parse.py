@@ -34,7 +34,7 @@ def test_sql_in_psql_arguments_is_not_a_command():
     script = (
         "table=orders\npsql --single-transaction -d shop \\\n"
         '  -c "TRUNCATE TABLE \\"$table\\"" \\\n'
-        "  -c \"\\copy \\\"$table\\\" FROM '/tmp/x.csv' WITH (FORMAT csv)\"\n"
+        '  -c "\\copy \\"$table\\" FROM \'/tmp/x.csv\' WITH (FORMAT csv)"\n'
     )
     assert programs_in(script) == {"psql"}
 
