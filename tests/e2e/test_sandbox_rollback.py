@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 from tests.e2e.harness import fetch, text_of
+from tests.e2e.test_sandbox_runbook import assert_app_is_back
 
 CHANNEL = "CPROD0001"
 NOTICE = "CNOTICE01"
@@ -145,6 +146,7 @@ async def test_full_rollback_restores_database_and_files_exactly_and_reports_eve
     for step in steps:
         assert step["name"] in thread
     assert "Verification: 4/4 checks passed" in thread
+    assert_app_is_back(sandbox)  # the real pm2 runs it; it answers, also through the real nginx
     everything = str([c.args for c in fake.calls]) + str([r.body for r in fake.responses])
     for secret in sandbox.secrets:
         assert secret not in everything

@@ -198,3 +198,25 @@ def test_sandbox_runbook_changes_only_where_it_points(sandbox, tmp_path):
     assert [c.http for c in runbook.checks if c.http] == ["{{ vars.app_url }}"]
     assert runbook.vars["app_url"] == sandbox.app_url
     assert os.access(sandbox.root / "bin" / "systemctl", os.X_OK)
+
+
+async def test_without_node_the_stand_ins_roll_back_and_say_so(pg_server_dsn, tmp_path):
+    box = build_sandbox(
+        tmp_path / "standins", server_dsn=pg_server_dsn, db_name=f"sbx_{uuid.uuid4().hex[:10]}",
+        rows=200, real_tools=False,
+    )  # fmt: skip
+    try:
+        assert "node/npm are not installed, so npm, npx, pm2 and node are stand-ins" in " ".join(
+            box.tools.notes()
+        )
+        runbook = load_runbook(box.runbook_path)
+        box.start_app()
+        artifacts = await backup(box, runbook)
+        before = box.snapshot()
+        box.break_like_failed_integration()
+        await restore(box, runbook, "full", artifacts)
+        assert box.snapshot() == before
+        assert_app_is_back(box)
+        assert "pm2 resurrect" in (box.root / "tool.log").read_text()
+    finally:
+        box.destroy()
