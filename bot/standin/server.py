@@ -185,14 +185,31 @@ class FakeSlack:
         url_id = url.rstrip("/").rsplit("/", 1)[-1]
         return [r for r in self.responses if r.url_id == url_id]
 
-    async def wait_for(self, predicate: Callable[[FakeSlack], Any], timeout: float = 10.0) -> Any:
-        """Poll until `predicate(self)` is truthy and return it; AssertionError on timeout."""
-        deadline = time.monotonic() + timeout
+    async def wait_for(
+        self, predicate: Callable[[FakeSlack], Any], timeout: float = 10.0, *, limit: float = 180.0
+    ) -> Any:
+        """Poll until `predicate(self)` is truthy and return it; AssertionError when it isn't.
+
+        `timeout` is how long the bot may go without sending Slack anything new: the bot paces
+        its messages (about one a second per channel), so a wait for many owed messages lasts
+        as long as they keep coming, however slow the machine, and fails `timeout` seconds
+        after the traffic stopped — or after `limit` seconds in all.
+        """
+        start = last_progress = time.monotonic()
+        seen = self._traffic()
         while not (result := predicate(self)):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not seen within {timeout}s; the fake got:\n{self.summary()}")
+            now = time.monotonic()
+            if (traffic := self._traffic()) != seen:
+                seen, last_progress = traffic, now
+            if now - last_progress > timeout or now - start > limit:
+                waited = f"{now - start:.0f}s, the last {now - last_progress:.0f}s with no traffic"
+                raise AssertionError(f"not seen after {waited}; the fake got:\n{self.summary()}")
             await asyncio.sleep(0.02)
         return result
+
+    def _traffic(self) -> tuple[int, int]:
+        """How many Web API calls and response-URL posts have arrived so far."""
+        return len(self.calls), len(self.responses)
 
     def summary(self) -> str:
         """One line per call and response-URL post, for failure messages."""
