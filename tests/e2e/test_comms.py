@@ -193,8 +193,11 @@ async def test_resolving_brings_the_postmortem_canvas_up_to_date(start_bot, fake
     [canvas] = fake.canvases.values()
     assert "not resolved when this document was written" in canvas["document_content"]["markdown"]
     await command(bot, fake, "resolve RB-1 restored and verified")
-    await fake.wait_for(lambda f: f.calls_to("canvases.edit"), timeout=20)
-    resolved = (await fetch(start_bot.dsn, "select resolved_at from incidents"))[0]["resolved_at"]
-    markdown = canvas["document_content"]["markdown"]
-    assert f"**Resolution Time**: {document_time(resolved)}" in markdown
+    [row] = await wait_row(
+        start_bot.dsn, "select resolved_at from incidents where resolved_at is not null"
+    )
+    expected = f"**Resolution Time**: {document_time(row['resolved_at'])}"
+    # The canvas is edited in place once the resolution is stored (the call is recorded on
+    # arrival, so wait for the edit's effect, not for the call).
+    await fake.wait_for(lambda f: expected in canvas["document_content"]["markdown"], timeout=20)
     assert len(fake.canvases) == 1  # updated in place, not created again
