@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse = sub.add_parser("rehearse", help="dry run: print each step's command, check backups")
     rehearse.add_argument("scenario")
     sub.add_parser("backup", help="run the runbook's backup steps now")
+    init = sub.add_parser("init", help="write a starter runbook.toml and .env.example into DIR")
+    init.add_argument("dir", nargs="?", type=Path, default=Path("."), help="default: here")
+    init.add_argument("--force", action="store_true", help="overwrite files already there")
     from bot.demo import add_arguments as demo_arguments
 
     demo_arguments(
@@ -72,7 +75,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "runbook":
-        return _check(args.file or settings.runbook_path)
+        return _check(args.file or find_runbook(settings))
+    if args.command == "init":
+        from bot.starter import StarterError, init
+
+        try:
+            print(init(args.dir, force=args.force))
+        except StarterError as error:
+            raise Stop(str(error)) from None
+        return 0
     if args.command == "migrate":
         applied = run_migrations(database_dsn(settings))
         print(
@@ -94,7 +105,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         http = args.http or not settings.socket_mode
         settings.require_serving(http=http)
-        runbook = load_or_stop(settings.runbook_path)
+        runbook = load_or_stop(find_runbook(settings))
         return serve(
             settings,
             runbook,
@@ -105,7 +116,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
     from bot import offline
 
-    runbook = load_or_stop(settings.runbook_path)
+    runbook = load_or_stop(find_runbook(settings))
     if args.command == "rehearse":
         return offline.rehearse(settings, runbook, database_dsn(settings), args.scenario)
     return offline.backup(settings, runbook, database_dsn(settings))
@@ -150,6 +161,22 @@ def _check(path: Path) -> int:
         return EXIT_PROBLEMS
     print(f"{path}: ok")
     return 0
+
+
+def find_runbook(settings: Settings) -> Path:
+    """ROLLBACK_RUNBOOK if set, else ./runbook.toml; Stop in one line when it isn't there."""
+    path = settings.runbook_path
+    if path.is_file():
+        return path
+    if settings.runbook_from_env:
+        raise Stop(
+            f"no runbook at {path} (ROLLBACK_RUNBOOK); fix the path, or write a starter one "
+            "with `rollback-bot init DIR`."
+        )
+    raise Stop(
+        f"no runbook.toml in {Path.cwd()} and ROLLBACK_RUNBOOK is not set; run "
+        "`rollback-bot init` to write a starter one here, or set ROLLBACK_RUNBOOK to yours."
+    )
 
 
 def load_or_stop(path: Path) -> Runbook:

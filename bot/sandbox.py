@@ -26,11 +26,11 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from actions.model import Runbook, Step
 from actions.runbook import load_runbook
+from bot import packaged, sandbox_runbook
 from bot import sandbox_files as files
-from bot import sandbox_runbook
 from bot import sandbox_tools as tools
 
-DEFAULT_RUNBOOK = Path(__file__).resolve().parents[1] / "runbook.toml"
+DEFAULT_RUNBOOK = packaged.default_runbook()  # the shipped one, installed or in a checkout
 SNAPSHOT_SKIPS = (".git", "backup", "node_modules")  # top-level project dirs not snapshotted
 WMS_BRANCH = "feature/wms-integration"
 _DB_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

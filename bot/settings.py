@@ -30,6 +30,7 @@ class Settings:
     database_url: str | None
     data_dir: Path
     runbook_path: Path
+    runbook_from_env: bool  # ROLLBACK_RUNBOOK was set (else runbook_path is ./runbook.toml)
     port: int
     slack_min_interval: float  # seconds between two messages the bot posts to one channel
     sync_interval: float  # how often each process looks for work other processes left
@@ -77,6 +78,7 @@ def load_settings(
             get("ROLLBACK_DATA_DIR") or Path.home() / ".local/share/rollback-bot"
         ).expanduser(),
         runbook_path=Path(get("ROLLBACK_RUNBOOK") or "runbook.toml").expanduser(),
+        runbook_from_env=get("ROLLBACK_RUNBOOK") is not None,
         port=_number(get, "PORT", 3000, int, 1, 65535, "a TCP port number (1-65535)"),
         slack_min_interval=_number(
             get, "ROLLBACK_SLACK_MIN_INTERVAL", 1.0, float, 0.0, 60.0, "seconds, 0-60"
