@@ -36,6 +36,7 @@ class Settings:
     run_lease: float  # a run whose process stops renewing this lease is taken as interrupted
     shutdown_grace: float  # on SIGTERM, how long the current step may take to finish
     log_level: str
+    port_given: bool = False  # PORT was set (Socket Mode then answers /healthz on it)
 
     @property
     def socket_mode(self) -> bool:
@@ -85,6 +86,7 @@ def load_settings(
         run_lease=_number(get, "ROLLBACK_RUN_LEASE", 30.0, float, 1.0, 3600.0, "seconds"),
         shutdown_grace=_number(get, "ROLLBACK_SHUTDOWN_GRACE", 25.0, float, 0.0, 3600.0, "seconds"),
         log_level=_log_level(get("ROLLBACK_LOG_LEVEL") or "INFO"),
+        port_given=get("PORT") is not None,
     )
 
 
