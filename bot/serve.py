@@ -80,16 +80,18 @@ async def _socket_mode(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await check_bot_token(settings.slack_api_url, settings.slack_bot_token, stop, retry=True)
-    if stop.is_set():
+    connection = SocketModeConnection(
+        app_token=settings.slack_app_token, api_url=settings.slack_api_url
+    )
+    url = None if stop.is_set() else await connection.first_url(stop)  # before anything starts
+    if url is None:
         log.info("stopped before connecting to Slack")
         return
     async with running(settings, runbook, dsn) as runtime:
-        connection = SocketModeConnection(
-            runtime.bolt, app_token=settings.slack_app_token, api_url=settings.slack_api_url
-        )
+        connection.bolt = runtime.bolt
         health = await _start_health(runtime, connection, host, health_port)
         try:
-            await connection.run(stop)
+            await connection.run(stop, url)
         finally:
             if health is not None:
                 await health.cleanup()

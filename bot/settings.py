@@ -71,7 +71,13 @@ def load_settings(
     return Settings(
         slack_bot_token=_prefixed(get, "SLACK_BOT_TOKEN", "xoxb-", "a bot token starting xoxb-"),
         slack_signing_secret=get("SLACK_SIGNING_SECRET"),
-        slack_app_token=_prefixed(get, "SLACK_APP_TOKEN", "xapp-", "an app token starting xapp-"),
+        slack_app_token=_prefixed(
+            get,
+            "SLACK_APP_TOKEN",
+            "xapp-",
+            "an app-level token starting xapp- (Basic Information → App-Level Tokens; "
+            "the xoxb- bot token goes in SLACK_BOT_TOKEN)",
+        ),
         slack_api_url=_api_url(get("SLACK_API_URL") or "https://slack.com/api/"),
         database_url=_database_url(get("DATABASE_URL")),
         data_dir=Path(

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -140,8 +140,8 @@ async def check_bot_token(api_url: str, token: str, stop: asyncio.Event, *, retr
 class SocketModeConnection:
     """Slack's envelopes over one WebSocket at a time, handed to Bolt and acknowledged."""
 
-    def __init__(self, bolt: AsyncApp, *, app_token: str, api_url: str) -> None:
-        self.bolt = bolt
+    def __init__(self, *, app_token: str, api_url: str, bolt: AsyncApp | None = None) -> None:
+        self.bolt = bolt  # set before run(): envelopes go to it
         self.app_token = app_token
         self.api = AsyncWebClient(base_url=api_url, timeout=10)  # no retries: ours below
         self.session: aiohttp.ClientSession | None = None
@@ -153,38 +153,28 @@ class SocketModeConnection:
         """True while a connection Slack said hello on is open."""
         return self.ws is not None and not self.ws.closed
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Connect and serve until `stop` is set; reconnect when Slack asks or drops us.
+    async def first_url(self, stop: asyncio.Event) -> str | None:
+        """A WebSocket URL from apps.connections.open, retrying transient failures; None if
+        `stop` came first. Raises Refused when Slack refuses the app token for good."""
+        return await self._retrying(stop, self._open_url)
 
-        Raises Refused when Slack refuses the app token for good (at start or later).
-        """
+    async def run(self, stop: asyncio.Event, url: str | None = None) -> None:
+        """Connect (to `url` first, if given) and serve until `stop` is set; reconnect when
+        Slack asks or drops us. Raises Refused when Slack refuses the app token for good."""
         self.session = aiohttp.ClientSession()
-        failures = 0
+        given = [url] if url else []
         previous: tuple[aiohttp.ClientWebSocketResponse, asyncio.Task] | None = None
         try:
             while not stop.is_set():
-                try:
-                    stopped, ws = await until_stopped(stop, self._connect())
-                except Refused:
-                    raise
-                except Exception as error:
-                    failures += 1
-                    delay = backoff(failures)
-                    log.warning(
-                        "Socket Mode: could not connect to Slack (%s); attempt %d, next in %.0fs",
-                        describe(error),
-                        failures,
-                        delay,
-                    )
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
-                    continue
-                if stopped:
+                ws = await self._retrying(
+                    stop, lambda: self._connect(given.pop() if given else None)
+                )
+                if ws is None:
                     break
                 if previous is not None:  # the new connection is up: let the old one go
                     await self._close(*previous)
                     previous = None
-                failures, self.ws = 0, ws
+                self.ws = ws
                 log.info("connected to Slack in Socket Mode")
                 refresh = asyncio.Event()
                 reader = asyncio.create_task(self._read(ws, refresh), name="socket-mode-reader")
@@ -204,15 +194,42 @@ class SocketModeConnection:
             await self._finish_handling()
             await self.session.close()
 
-    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+    async def _retrying(self, stop: asyncio.Event, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """attempt()'s result; transient failures are one log line each, then a growing wait.
+        None once `stop` is set. Refused propagates."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                stopped, result = await until_stopped(stop, attempt())
+            except Refused:
+                raise
+            except Exception as error:
+                failures += 1
+                delay = backoff(failures)
+                log.warning(
+                    "Socket Mode: could not connect to Slack (%s); attempt %d, next in %.0fs",
+                    describe(error),
+                    failures,
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                continue
+            return None if stopped else result
+        return None
+
+    async def _open_url(self) -> str:
         try:
             response = await self.api.apps_connections_open(app_token=self.app_token)
         except SlackApiError as error:
             if slack_error(error) in PERMANENT_ERRORS:
                 raise Refused("SLACK_APP_TOKEN", slack_error(error)) from None
             raise
+        return response["url"]
+
+    async def _connect(self, url: str | None) -> aiohttp.ClientWebSocketResponse:
         ws = await self.session.ws_connect(
-            response["url"],
+            url or await self._open_url(),
             autoping=True,
             heartbeat=30.0,
             timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),

@@ -3,12 +3,13 @@ the fake Slack's WebSocket — commands, clicks, reconnects, two processes, heal
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import pytest
 
 from tests.e2e.db_proxy import DatabaseProxy
-from tests.e2e.harness import bot_env, fetch, free_port, posts_in, write_runbook
+from tests.e2e.harness import bot_env, fetch, free_port, posts_in, text_of, write_runbook
 from tests.e2e.socket_support import APP_TOKEN, SocketBot, click, command
 
 CHANNEL = "CINCIDENT1"
@@ -29,8 +30,7 @@ async def start_socket_bot(fresh_database, fake, tmp_path):
             fake=fake,
             runbook=runbook,
             data_dir=tmp_path / "data",
-            SLACK_APP_TOKEN=APP_TOKEN,
-            **env,
+            **{"SLACK_APP_TOKEN": APP_TOKEN, **env},
         )
         environment.pop("SLACK_SIGNING_SECRET")  # Socket Mode needs none
         bot = SocketBot(
@@ -88,3 +88,203 @@ async def test_a_slash_command_is_acknowledged_over_the_socket_with_its_answer(
     rows = await fetch(start_socket_bot.dsn, "select state, severity, declared_by from incidents")
     assert [tuple(r) for r in rows] == [("open", "medium", DECLARER)]
     assert fake.socket_mode.problems == []
+
+
+async def test_approving_by_a_click_over_the_socket_starts_the_run(start_socket_bot, fake):
+    await start_socket_bot()
+    declared = await command(
+        fake,
+        "declare critical database migration corrupted orders",
+        user=DECLARER,
+        channel=CHANNEL,
+        response_url=fake.response_url(),
+    )
+    await fake.socket_mode.wait_ack(declared)
+    await fake.wait_for(
+        lambda f: [p for p in posts_in(f, CHANNEL) if "Rollback requested" in p.get("text", "")]
+    )
+    value, ts = approval_button(fake)
+
+    own = fake.response_url()
+    envelope = await click(
+        fake,
+        user=DECLARER,
+        action_id="rollback_approve",
+        value=value,
+        channel=CHANNEL,
+        message_ts=ts,
+        response_url=own,
+    )
+    ack = await fake.socket_mode.wait_ack(envelope)
+    assert ack.payload is None
+    answer = await fake.wait_for(lambda f: f.responses_to(own))
+    assert "second person" in answer[0].body["text"]
+    assert await fetch(start_socket_bot.dsn, "select * from runs") == []
+
+    envelope = await click(
+        fake,
+        user=SECOND,
+        action_id="rollback_approve",
+        value=value,
+        channel=CHANNEL,
+        message_ts=ts,
+        response_url=fake.response_url(),
+    )
+    await fake.socket_mode.wait_ack(envelope)
+
+    async def run_rows():
+        return await fetch(
+            start_socket_bot.dsn, "select kind, scenario, requested_by, state from runs"
+        )
+
+    await wait_until(run_rows)
+    runs = await run_rows()
+    assert [tuple(r)[:3] for r in runs] == [("rollback", "database", SECOND)]
+    approvals = await fetch(start_socket_bot.dsn, "select state, decided_by from approvals")
+    assert [tuple(r) for r in approvals] == [("approved", SECOND)]
+    await fake.wait_for(lambda f: "Rollback finished" in thread_text(f), timeout=30)
+    assert fake.socket_mode.problems == []
+
+
+async def test_after_refresh_requested_the_bot_reconnects_and_commands_still_work(
+    start_socket_bot, fake
+):
+    bot = await start_socket_bot()
+    assert len(fake.calls_to("apps.connections.open")) == 1
+    await fake.socket_mode.disconnect("refresh_requested")
+    await fake.wait_for(lambda f: f.socket_mode.opened == 2 and f.socket_mode.live())
+    assert len(fake.calls_to("apps.connections.open")) == 2
+    assert [c.number for c in fake.socket_mode.live()] == [2]
+    declared = await command(
+        fake,
+        "declare low orders slow",
+        user=DECLARER,
+        channel=CHANNEL,
+        response_url=fake.response_url(),
+    )
+    ack = await fake.socket_mode.wait_ack(declared)
+    assert ack.connection == 2
+    await fake.wait_for(lambda f: posts_in(f, CHANNEL))
+    rows = await fetch(start_socket_bot.dsn, "select severity from incidents")
+    assert [r["severity"] for r in rows] == ["low"]
+    assert (await bot.health())[0] == 200
+    assert fake.socket_mode.problems == []
+
+
+async def test_two_processes_each_envelope_is_handled_once(start_socket_bot, fake):
+    await start_socket_bot()
+    await start_socket_bot()
+    await fake.socket_mode.wait_connected(2)
+    channels = [f"CINC{n:06d}" for n in range(6)]
+    envelopes = [
+        await command(
+            fake,
+            "declare medium database checkout failing",
+            user=DECLARER,
+            channel=channel,
+            response_url=fake.response_url(),
+        )
+        for channel in channels
+    ]
+    for envelope in envelopes:
+        await fake.socket_mode.wait_ack(envelope)
+    assert {e.connection for e in envelopes} == {1, 2}  # both processes got some
+    await fake.wait_for(lambda f: all(posts_in(f, c) for c in channels), timeout=20)
+    rows = await fetch(start_socket_bot.dsn, "select channel from incidents order by channel")
+    assert [r["channel"] for r in rows] == channels  # one incident per envelope, not two
+    assert all(len(e.acks) == 1 for e in envelopes)
+    for channel in channels:
+        assert len(posts_in(fake, channel)) == 1
+    assert fake.socket_mode.problems == []
+
+
+async def wait_until(query, timeout: float = 20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := await query()):
+        assert asyncio.get_running_loop().time() < deadline, "not seen in time"
+        await asyncio.sleep(0.1)
+    return result
+
+
+def thread_text(fake) -> str:
+    return "\n".join(text_of(m) for m in fake.thread(CHANNEL, root_of(fake)["ts"]))
+
+
+# --- start-up failures: one line naming the setting, exit 1, no retry loop ------------------
+
+APP_TOKEN_REFUSALS = {
+    "invalid_auth": lambda fake: fake.app_tokens.clear(),  # Slack doesn't know the token
+    "token_revoked": lambda fake: fake.revoked_tokens.add(APP_TOKEN),
+    # Slack knows the token, but not as an app-level one
+    "not_allowed_token_type": lambda fake: (
+        fake.app_tokens.discard(APP_TOKEN),
+        fake.tokens.add(APP_TOKEN),
+    ),
+}
+BOT_TOKEN_REFUSALS = {
+    "invalid_auth": lambda fake: fake.tokens.clear(),
+    "token_revoked": lambda fake: fake.revoked_tokens.add("xoxb-test-token"),
+    "account_inactive": lambda fake: fake.fail("auth.test", error="account_inactive", times=None),
+}
+
+
+async def assert_stops_with_one_line(bot: SocketBot, *words: str) -> str:
+    code = await bot.wait_exit(30)  # a bound on a hang, not a benchmark: it takes seconds
+    output = bot.logs()
+    assert code == 1, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert lines[0].startswith("rollback-bot: ") and "Traceback" not in output
+    assert all(word in lines[0] for word in words), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("error", sorted(APP_TOKEN_REFUSALS))
+async def test_an_app_token_slack_refuses_stops_serve_with_one_line(start_socket_bot, fake, error):
+    APP_TOKEN_REFUSALS[error](fake)
+    bot = await start_socket_bot(wait=False, ROLLBACK_LOG_LEVEL="WARNING")
+    line = await assert_stops_with_one_line(bot, "SLACK_APP_TOKEN", error)
+    assert "xapp-" in line and "App-Level Tokens" in line  # what to do
+    assert len(fake.calls_to("apps.connections.open")) == 1  # refused for good: no retry
+
+
+@pytest.mark.parametrize("error", sorted(BOT_TOKEN_REFUSALS))
+async def test_a_bot_token_slack_refuses_stops_serve_with_one_line(start_socket_bot, fake, error):
+    BOT_TOKEN_REFUSALS[error](fake)
+    bot = await start_socket_bot(wait=False, ROLLBACK_LOG_LEVEL="WARNING")
+    line = await assert_stops_with_one_line(bot, "SLACK_BOT_TOKEN", error)
+    assert "xoxb-" in line and "reinstall" in line
+    assert fake.calls_to("apps.connections.open") == []  # checked before connecting
+
+
+async def test_a_bot_token_where_the_app_token_belongs_is_named_in_one_line(start_socket_bot, fake):
+    bot = await start_socket_bot(wait=False, SLACK_APP_TOKEN="xoxb-test-token")
+    code = await bot.wait_exit(30)
+    lines = bot.logs().strip().splitlines()
+    assert code == 2 and len(lines) == 1, bot.logs()  # a malformed setting, like every other
+    assert "SLACK_APP_TOKEN" in lines[0] and "xapp-" in lines[0]
+    assert "SLACK_BOT_TOKEN" in lines[0] and "Traceback" not in bot.logs()
+    assert fake.calls == []
+
+
+async def test_a_refusal_while_running_also_stops_serve(start_socket_bot, fake):
+    bot = await start_socket_bot()
+    fake.revoked_tokens.add(APP_TOKEN)
+    await fake.socket_mode.disconnect("refresh_requested")
+    code = await bot.wait_exit(30)
+    assert code == 1, bot.logs()
+    last = bot.logs().strip().splitlines()[-1]
+    assert last.startswith("rollback-bot: Slack refused SLACK_APP_TOKEN (token_revoked)")
+    assert "Traceback" not in bot.logs()
+
+
+async def test_slack_unreachable_is_retried_with_one_line_per_attempt(start_socket_bot, fake):
+    fake.fail("apps.connections.open", status=503, times=2)
+    bot = await start_socket_bot(wait=False, ROLLBACK_LOG_LEVEL="WARNING")
+    await fake.socket_mode.wait_connected(1, timeout=30)  # the third attempt gets through
+    await bot.wait_health(200)
+    attempts = [line for line in bot.logs().splitlines() if "could not connect" in line]
+    assert len(attempts) == 2, bot.logs()
+    assert "attempt 1" in attempts[0] and "attempt 2" in attempts[1]
+    assert "Traceback" not in bot.logs()
+    assert len(fake.calls_to("apps.connections.open")) == 3
