@@ -23,8 +23,15 @@ async def start_socket_bot(fresh_database, fake, tmp_path):
     runbook = write_runbook(tmp_path / "runbook.toml")
 
     async def start(
-        *, wait: bool = True, health: bool = True, dsn: str | None = None, **env: str
+        *,
+        wait: bool = True,
+        health: bool = True,
+        dsn: str | None = None,
+        runbook_options: dict | None = None,
+        **env: str,
     ) -> SocketBot:
+        if runbook_options:
+            write_runbook(runbook, **runbook_options)
         environment = bot_env(
             dsn=dsn or fresh_database,
             fake=fake,
@@ -288,3 +295,113 @@ async def test_slack_unreachable_is_retried_with_one_line_per_attempt(start_sock
     assert "attempt 1" in attempts[0] and "attempt 2" in attempts[1]
     assert "Traceback" not in bot.logs()
     assert len(fake.calls_to("apps.connections.open")) == 3
+
+
+# --- SIGTERM in every state (bounds on a hang, not benchmarks) --------------------------------
+
+
+async def test_an_idle_connected_bot_exits_promptly_on_sigterm(start_socket_bot, fake):
+    bot = await start_socket_bot()
+    code = await bot.stop(signal.SIGTERM, timeout=5)
+    assert code == 0, bot.logs()
+    assert "Traceback" not in bot.logs()
+    assert fake.socket_mode.live() == []
+
+
+async def test_sigterm_while_slack_does_not_answer_the_connect_call(start_socket_bot, fake):
+    fake.fail("apps.connections.open", delay=120, times=None)
+    bot = await start_socket_bot(wait=False)
+    await fake.wait_for(lambda f: f.calls_to("apps.connections.open"), timeout=30)
+    assert await bot.stop(signal.SIGTERM, timeout=5) == 0, bot.logs()
+    assert "Traceback" not in bot.logs()
+
+
+async def test_sigterm_while_retrying_a_failed_connection(start_socket_bot, fake):
+    fake.fail("apps.connections.open", status=503, times=None)
+    bot = await start_socket_bot(wait=False)
+    await fake.wait_for(lambda f: len(f.calls_to("apps.connections.open")) >= 2, timeout=30)
+    assert await bot.stop(signal.SIGTERM, timeout=5) == 0, bot.logs()
+    assert "Traceback" not in bot.logs()
+
+
+async def test_sigterm_mid_run_finishes_the_current_step_within_the_grace(
+    start_socket_bot, fake, tmp_path
+):
+    from tests.e2e.test_runs import SCENARIOS  # its `slow` scenario: a 4 s step, then another
+
+    bot = await start_socket_bot(runbook_options={"scenarios": SCENARIOS, "workdir": tmp_path})
+    envelope = await command(
+        fake,
+        "declare critical slow",
+        user=DECLARER,
+        channel=CHANNEL,
+        response_url=fake.response_url(),
+    )
+    await fake.socket_mode.wait_ack(envelope)
+    await fake.wait_for(
+        lambda f: [p for p in posts_in(f, CHANNEL) if "Rollback requested" in p.get("text", "")]
+    )
+    value, ts = approval_button(fake)
+    await click(
+        fake,
+        user=SECOND,
+        action_id="rollback_approve",
+        value=value,
+        channel=CHANNEL,
+        message_ts=ts,
+        response_url=fake.response_url(),
+    )
+    await fake.wait_for(lambda f: (tmp_path / "ran.log").exists(), timeout=20)
+    assert await bot.stop(signal.SIGTERM, timeout=30) == 0, bot.logs()
+    steps = await fetch(start_socket_bot.dsn, "select name, status from step_results order by id")
+    assert [tuple(s) for s in steps] == [("Long", "succeeded")]
+    run = await fetch(start_socket_bot.dsn, "select state, next_step from runs")
+    assert tuple(run[0]) == ("queued", 1)  # handed on for the next process
+    assert (tmp_path / "ran.log").read_text() == "long-start\nlong-end\n"
+
+
+# --- /healthz in Socket Mode -----------------------------------------------------------------
+
+
+async def test_health_is_503_while_the_socket_is_down_and_200_once_reconnected(
+    start_socket_bot, fake
+):
+    bot = await start_socket_bot()
+    assert await bot.wait_health(200) == {"status": "ok", "socket": "connected", "database": "ok"}
+    fake.fail("apps.connections.open", status=503, times=None)  # reconnecting fails for now
+    await fake.socket_mode.drop()
+    body = await bot.wait_health(503)
+    assert body == {"status": "unavailable", "socket": "disconnected", "database": "ok"}
+    fake.heal("apps.connections.open")
+    await bot.wait_health(200, timeout=60)
+    envelope = await command(
+        fake,
+        "declare low after the drop",
+        user=DECLARER,
+        channel=CHANNEL,
+        response_url=fake.response_url(),
+    )
+    await fake.socket_mode.wait_ack(envelope)
+    await fake.wait_for(lambda f: posts_in(f, CHANNEL))
+
+
+async def test_health_is_503_while_the_database_is_unreachable(start_socket_bot, fake):
+    proxy = DatabaseProxy(start_socket_bot.dsn)
+    await proxy.start()
+    bot = await start_socket_bot(dsn=proxy.dsn)
+    await proxy.cut()
+    body = await bot.wait_health(503)
+    assert body == {"status": "unavailable", "socket": "connected", "database": "unreachable"}
+    await proxy.start()
+    await bot.wait_health(200, timeout=60)
+
+
+async def test_port_turns_health_on_and_without_either_there_is_none(start_socket_bot, fake):
+    port = free_port()
+    bot = await start_socket_bot(health=False, PORT=str(port))
+    bot.health_port = port
+    await bot.wait_health(200)
+    await bot.stop(signal.SIGTERM)
+    quiet = await start_socket_bot(health=False)
+    assert quiet.health_port is None
+    assert "/healthz" not in quiet.logs()
