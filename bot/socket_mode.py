@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -63,12 +64,20 @@ HELLO_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 1.0  # Slack may not answer a close frame; don't wait long for it
 
 
-class Refused(Exception):
-    """Slack refused a token for good; str() is the one line to show."""
+LINK_DISABLED = (
+    "Slack turned Socket Mode off for this app (disconnect: link_disabled): turn it on again "
+    "under the app's Settings → Socket Mode, or serve HTTP mode with `rollback-bot serve --http`."
+)
+SHORT_LIVED = 10.0  # a connection Slack closes sooner than this makes the next one wait
 
-    def __init__(self, setting: str, error: str) -> None:
-        super().__init__(f"Slack refused {setting} ({error}): {WHAT_TO_DO[setting]}.")
-        self.setting, self.error = setting, error
+
+class Refused(Exception):
+    """Slack refused us for good (a token, or Socket Mode itself); str() is the one line."""
+
+    @classmethod
+    def token(cls, setting: str, error: str) -> Refused:
+        """Slack refused the token in `setting` with `error`."""
+        return cls(f"Slack refused {setting} ({error}): {WHAT_TO_DO[setting]}.")
 
 
 def slack_error(error: Exception) -> str | None:
@@ -81,9 +90,12 @@ def slack_error(error: Exception) -> str | None:
 
 def describe(error: BaseException) -> str:
     """One short line for a failed attempt: Slack's error code, or the exception's gist."""
+    if isinstance(error, aiohttp.ClientResponseError):  # its URL may carry a ticket: left out
+        return f"{type(error).__name__}: HTTP {error.status} {error.message}"
     code = slack_error(error) if isinstance(error, Exception) else None
     if code:
-        return code
+        status = getattr(error.response, "status_code", 200)
+        return code if status == 200 else f"{code}, HTTP {status}"
     text = str(error).splitlines()[0] if str(error) else ""
     return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
 
@@ -121,7 +133,7 @@ async def check_bot_token(api_url: str, token: str, stop: asyncio.Event, *, retr
             return
         except Exception as error:
             if slack_error(error) in PERMANENT_ERRORS:
-                raise Refused("SLACK_BOT_TOKEN", slack_error(error)) from None
+                raise Refused.token("SLACK_BOT_TOKEN", slack_error(error)) from None
             attempt += 1
             if not retry:
                 log.warning("could not check SLACK_BOT_TOKEN with Slack (%s)", describe(error))
@@ -147,6 +159,7 @@ class SocketModeConnection:
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.handling: set[asyncio.Task] = set()
+        self.link_disabled = False  # Slack said Socket Mode is off for this app
 
     @property
     def connected(self) -> bool:
@@ -161,7 +174,8 @@ class SocketModeConnection:
     async def run(self, stop: asyncio.Event, url: str | None = None) -> None:
         """Connect (to `url` first, if given) and serve until `stop` is set; reconnect when
         Slack asks or drops us. Raises Refused when Slack refuses the app token for good."""
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession(trust_env=True)  # HTTPS_PROXY, as slack_sdk
+        short_lived = 0
         given = [url] if url else []
         previous: tuple[aiohttp.ClientWebSocketResponse, asyncio.Task] | None = None
         try:
@@ -174,18 +188,26 @@ class SocketModeConnection:
                 if previous is not None:  # the new connection is up: let the old one go
                     await self._close(*previous)
                     previous = None
-                self.ws = ws
+                self.ws, since = ws, time.monotonic()
                 log.info("connected to Slack in Socket Mode")
                 refresh = asyncio.Event()
                 reader = asyncio.create_task(self._read(ws, refresh), name="socket-mode-reader")
                 await _first(stop.wait(), refresh.wait(), reader)
+                if self.link_disabled:
+                    raise Refused(LINK_DISABLED)
                 if stop.is_set():
                     await self._close(ws, reader)
                 elif refresh.is_set():
                     previous = (ws, reader)  # keeps receiving until the new one is up
                 else:
-                    log.warning("Slack closed the Socket Mode connection; reconnecting")
                     await self._close(ws, reader)
+                    short_lived = short_lived + 1 if time.monotonic() - since < SHORT_LIVED else 0
+                    delay = backoff(short_lived) if short_lived else 0.0
+                    log.warning(
+                        "Slack closed the Socket Mode connection; reconnecting in %.0fs", delay
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
         finally:
             if previous is not None:
                 await self._close(*previous)
@@ -223,7 +245,7 @@ class SocketModeConnection:
             response = await self.api.apps_connections_open(app_token=self.app_token)
         except SlackApiError as error:
             if slack_error(error) in PERMANENT_ERRORS:
-                raise Refused("SLACK_APP_TOKEN", slack_error(error)) from None
+                raise Refused.token("SLACK_APP_TOKEN", slack_error(error)) from None
             raise
         return response["url"]
 
@@ -259,6 +281,7 @@ class SocketModeConnection:
                 continue
             if data.get("type") == "disconnect":
                 log.info("Slack asked for a new Socket Mode connection (%s)", data.get("reason"))
+                self.link_disabled = data.get("reason") == "link_disabled"
                 refresh.set()
             elif request := SocketModeRequest.from_dict(data):
                 task = asyncio.create_task(self._handle(ws, request))

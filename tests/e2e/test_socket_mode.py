@@ -28,6 +28,7 @@ async def start_socket_bot(fresh_database, fake, tmp_path):
         health: bool = True,
         dsn: str | None = None,
         runbook_options: dict | None = None,
+        http: bool = False,
         **env: str,
     ) -> SocketBot:
         if runbook_options:
@@ -39,14 +40,17 @@ async def start_socket_bot(fresh_database, fake, tmp_path):
             data_dir=tmp_path / "data",
             **{"SLACK_APP_TOKEN": APP_TOKEN, **env},
         )
-        environment.pop("SLACK_SIGNING_SECRET")  # Socket Mode needs none
+        if not http:
+            environment.pop("SLACK_SIGNING_SECRET")  # Socket Mode needs none
         bot = SocketBot(
             environment,
             tmp_path / f"socket-bot{len(bots)}.log",
             fake,
-            health_port=free_port() if health else None,
+            health_port=free_port() if health and not http else None,
         )
         bots.append(bot)
+        if http:
+            return await bot.launch("--http", "--port", str(free_port()))
         return await (bot.start() if wait else bot.launch())
 
     start.dsn = fresh_database
@@ -264,6 +268,22 @@ async def test_a_bot_token_slack_refuses_stops_serve_with_one_line(start_socket_
     assert fake.calls_to("apps.connections.open") == []  # checked before connecting
 
 
+async def test_http_mode_also_stops_on_a_refused_bot_token(start_socket_bot, fake):
+    fake.revoked_tokens.add("xoxb-test-token")
+    bot = await start_socket_bot(http=True, ROLLBACK_LOG_LEVEL="WARNING")
+    await assert_stops_with_one_line(bot, "SLACK_BOT_TOKEN", "token_revoked")
+
+
+async def test_slack_turning_socket_mode_off_stops_serve_with_one_line(start_socket_bot, fake):
+    bot = await start_socket_bot()
+    await fake.socket_mode.disconnect("link_disabled")
+    code = await bot.wait_exit(30)
+    assert code == 1, bot.logs()
+    last = bot.logs().strip().splitlines()[-1]
+    assert last.startswith("rollback-bot: Slack turned Socket Mode off") and "--http" in last
+    assert "Traceback" not in bot.logs()
+
+
 async def test_a_bot_token_where_the_app_token_belongs_is_named_in_one_line(start_socket_bot, fake):
     bot = await start_socket_bot(wait=False, SLACK_APP_TOKEN="xoxb-test-token")
     code = await bot.wait_exit(30)
@@ -297,6 +317,29 @@ async def test_slack_unreachable_is_retried_with_one_line_per_attempt(start_sock
     assert len(fake.calls_to("apps.connections.open")) == 3
 
 
+async def test_slack_failing_the_bot_token_check_is_retried_too(start_socket_bot, fake):
+    fake.fail("auth.test", status=500, times=2)
+    bot = await start_socket_bot(wait=False, ROLLBACK_LOG_LEVEL="WARNING")
+    await fake.socket_mode.wait_connected(1, timeout=30)
+    attempts = [line for line in bot.logs().splitlines() if "SLACK_BOT_TOKEN" in line]
+    assert len(attempts) == 2 and "attempt 2" in attempts[1], bot.logs()
+    assert "internal_error, HTTP 500" in attempts[0]
+    assert "Traceback" not in bot.logs()
+
+
+async def test_a_socket_slack_keeps_refusing_is_retried_with_growing_waits(start_socket_bot, fake):
+    fake.socket_mode.refuse_connections = True  # the WebSocket handshake gets HTTP 503
+    bot = await start_socket_bot(wait=False, ROLLBACK_LOG_LEVEL="WARNING")
+    await fake.wait_for(lambda f: len(f.calls_to("apps.connections.open")) >= 3, timeout=30)
+    fake.socket_mode.refuse_connections = False
+    await fake.socket_mode.wait_connected(1, timeout=30)
+    attempts = [line for line in bot.logs().splitlines() if "could not connect" in line]
+    assert [("next in 1s" in attempts[0]), ("next in 2s" in attempts[1])] == [True, True]
+    assert all("503" in line for line in attempts), attempts
+    assert "ticket=" not in bot.logs()  # the one-time URL is a credential: never logged
+    assert "Traceback" not in bot.logs()
+
+
 # --- SIGTERM in every state (bounds on a hang, not benchmarks) --------------------------------
 
 
@@ -304,7 +347,7 @@ async def test_an_idle_connected_bot_exits_promptly_on_sigterm(start_socket_bot,
     bot = await start_socket_bot()
     code = await bot.stop(signal.SIGTERM, timeout=5)
     assert code == 0, bot.logs()
-    assert "Traceback" not in bot.logs()
+    assert "Traceback" not in bot.logs() and "Warning" not in bot.logs()
     assert fake.socket_mode.live() == []
 
 
