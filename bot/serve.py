@@ -72,42 +72,47 @@ def _http_mode(settings: Settings, runbook: Runbook, dsn: str, *, host: str, por
 async def _socket_mode(
     settings: Settings, runbook: Runbook, dsn: str, *, host: str, health_port: int | None
 ) -> None:
-    from bot.runtime import running
+    from bot.runtime import Runtime, running
     from bot.socket_mode import SocketModeConnection, check_bot_token
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await check_bot_token(settings.slack_api_url, settings.slack_bot_token, stop, retry=True)
     connection = SocketModeConnection(
         app_token=settings.slack_app_token, api_url=settings.slack_api_url
     )
-    url = None if stop.is_set() else await connection.first_url(stop)  # before anything starts
-    if url is None:
-        log.info("stopped before connecting to Slack")
-        return
-    async with running(settings, runbook, dsn) as runtime:
-        connection.bolt = runtime.bolt
-        health = await _start_health(runtime, connection, host, health_port)
-        try:
+    current: list[Runtime] = []  # the runtime, once started
+
+    async def database_ok() -> bool | None:
+        return await current[0].healthy() if current else None
+
+    health = await _start_health(host, health_port, lambda: connection.connected, database_ok)
+    try:
+        await check_bot_token(settings.slack_api_url, settings.slack_bot_token, stop, retry=True)
+        url = None if stop.is_set() else await connection.first_url(stop)  # before the runtime
+        if url is None:
+            log.info("stopped before connecting to Slack")
+            return
+        async with running(settings, runbook, dsn) as runtime:
+            connection.bolt = runtime.bolt
+            current.append(runtime)
             await connection.run(stop, url)
-        finally:
-            if health is not None:
-                await health.cleanup()
-        log.info("Socket Mode connection closed; finishing what this process owes")
+            log.info("Socket Mode connection closed; finishing what this process owes")
+            current.clear()
+    finally:
+        if health is not None:
+            await health.cleanup()
 
 
-async def _start_health(runtime, connection, host: str, port: int | None) -> web.AppRunner | None:
+async def _start_health(host: str, port: int | None, connected, database_ok):
     """GET /healthz on host:port (when a port is given): 200 only while connected + DB answers."""
     if port is None:
         return None
     from bot.cli import Stop
     from bot.web import socket_health_app
 
-    runner = web.AppRunner(
-        socket_health_app(runtime, lambda: connection.connected), access_log=None
-    )
+    runner = web.AppRunner(socket_health_app(connected, database_ok), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

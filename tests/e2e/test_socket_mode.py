@@ -363,6 +363,12 @@ async def test_sigterm_while_retrying_a_failed_connection(start_socket_bot, fake
     fake.fail("apps.connections.open", status=503, times=None)
     bot = await start_socket_bot(wait=False)
     await fake.wait_for(lambda f: len(f.calls_to("apps.connections.open")) >= 2, timeout=30)
+    body = await bot.wait_health(503)  # answered from the start, while it can't connect
+    assert body == {
+        "status": "unavailable",
+        "socket": "disconnected",
+        "database": "not checked yet",
+    }
     assert await bot.stop(signal.SIGTERM, timeout=5) == 0, bot.logs()
     assert "Traceback" not in bot.logs()
 
