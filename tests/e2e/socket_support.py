@@ -16,7 +16,7 @@ import aiohttp
 from bot.standin.socket_mode import Envelope
 from tests.e2e.harness import REPO, free_port
 from tests.fake_slack.server import FakeSlack
-from tests.slack_requests import block_actions_body, slash_command_body
+from tests.slack_requests import block_actions_body, slash_command_body, view_submission_body
 
 APP_TOKEN = "xapp-1-A0001-test-token"
 
@@ -122,6 +122,17 @@ async def click(
         channel_id=channel,
         message_ts=message_ts,
         response_url=response_url,
+    )
+    payload = json.loads(parse_qs(body.decode())["payload"][0])
+    return await fake.socket_mode.send("interactive", payload)
+
+
+async def submit(
+    fake: FakeSlack, *, user: str, values: dict, private_metadata: str, callback_id: str
+) -> Envelope:
+    """A modal submitted, as an `interactive` envelope carrying the view_submission payload."""
+    body = view_submission_body(
+        user_id=user, callback_id=callback_id, values=values, private_metadata=private_metadata
     )
     payload = json.loads(parse_qs(body.decode())["payload"][0])
     return await fake.socket_mode.send("interactive", payload)
