@@ -100,6 +100,16 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
 
 
+def retry_after(error: Exception) -> float:
+    """Seconds Slack asked us to wait (HTTP 429 `Retry-After`), else 0."""
+    if slack_error(error) != "ratelimited":
+        return 0.0
+    try:
+        return min(float(error.response.headers.get("Retry-After", 0)), 300.0)
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+
+
 def backoff(attempt: int) -> float:
     """Seconds to wait after the `attempt`-th consecutive failure (1-based)."""
     return BACKOFF[min(attempt, len(BACKOFF)) - 1]
@@ -227,7 +237,7 @@ class SocketModeConnection:
                 raise
             except Exception as error:
                 failures += 1
-                delay = backoff(failures)
+                delay = max(backoff(failures), retry_after(error))
                 log.warning(
                     "Socket Mode: could not connect to Slack (%s); attempt %d, next in %.0fs",
                     describe(error),

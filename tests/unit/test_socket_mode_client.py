@@ -9,7 +9,14 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.socket_mode import PERMANENT_ERRORS, Refused, backoff, describe, until_stopped
+from bot.socket_mode import (
+    PERMANENT_ERRORS,
+    Refused,
+    backoff,
+    describe,
+    retry_after,
+    until_stopped,
+)
 
 
 def api_error(code: str, status: int = 200) -> SlackApiError:
@@ -62,3 +69,10 @@ async def test_until_stopped_cancels_the_work_when_stop_comes_first():
     assert await until_stopped(stop, work) == (True, None)
     assert work.cancelled()
     assert await until_stopped(asyncio.Event(), asyncio.sleep(0, "done")) == (False, "done")
+
+
+def test_a_rate_limit_waits_as_long_as_slack_asks():
+    limited = api_error("ratelimited", 429)
+    limited.response.headers["Retry-After"] = "30"
+    assert retry_after(limited) == 30.0
+    assert retry_after(api_error("internal_error", 500)) == 0.0
