@@ -197,3 +197,18 @@ async def test_sigterm_mid_run_finishes_the_current_step_within_the_grace(
     run = await fetch(start_socket_bot.dsn, "select state, next_step from runs")
     assert tuple(run[0]) == ("queued", 1)  # handed on for the next process
     assert (tmp_path / "ran.log").read_text() == "long-start\nlong-end\n"
+
+
+async def test_a_health_port_in_use_stops_serve_with_one_line(start_socket_bot, fake):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bot = await start_socket_bot(
+            wait=False, health=False, ROLLBACK_LOG_LEVEL="WARNING", PORT=str(port)
+        )
+        line = await assert_stops_with_one_line(bot, "/healthz", str(port), "--health-port")
+    assert "can't listen" in line
+    assert fake.calls_to("apps.connections.open") == []  # nothing was started
