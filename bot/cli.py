@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="force HTTP mode")
     serve.add_argument("--port", type=int, help="HTTP port (default: $PORT or 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="HTTP bind address (default 0.0.0.0)")
+    serve.add_argument(
+        "--health-port",
+        type=int,
+        help="Socket Mode: answer GET /healthz on this port (default: $PORT if set, else none)",
+    )
     sub.add_parser(
         "start", help="serve when Slack is configured; otherwise say how, and show the demo"
     )
@@ -113,6 +118,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             http=http,
             host=args.host,
             port=args.port or settings.port,
+            health_port=args.health_port or (settings.port if settings.port_given else None),
         )
     from bot import offline
 
