@@ -85,10 +85,8 @@ def prepare_steps(
         script = render(step.run, ctx.with_artifact(reference))
         if step.artifact is not None and step.artifact.is_file:
             # A backup step that "succeeds" without leaving its file is a failed backup.
-            script += (
-                f"\ntest -s {shlex.quote(reference)} || {{ echo 'backup file "
-                f"{reference} is missing or empty' >&2; exit 1; }}"
-            )
+            missing = shlex.quote(f"backup file {reference} is missing or empty")
+            script += f"\ntest -s {shlex.quote(reference)} || {{ echo {missing} >&2; exit 1; }}"
         prepared.append(
             PreparedStep(
                 index=index,

@@ -110,9 +110,7 @@ def psql_warnings(script: str) -> list[tuple[int, str]]:
 
 def _program_words(words: list[str]) -> list[str]:
     index = 0
-    while index < len(words) and (
-        _ASSIGNMENT.match(words[index]) or words[index] in _PREFIXES
-    ):
+    while index < len(words) and (_ASSIGNMENT.match(words[index]) or words[index] in _PREFIXES):
         index += 1
     return words[index:]
 
@@ -145,9 +143,7 @@ class _Lexer:
         if end is None:
             return False
         text = self.text[self.pos : end]
-        if context == "plain" and self.command is not None and self.command.words[:1] == [
-            "eval"
-        ]:
+        if context == "plain" and self.command is not None and self.command.words[:1] == ["eval"]:
             context = "eval"
         self.uses.append(Use(self.line, " ".join(text.split()), context))
         self.line += text.count("\n")
