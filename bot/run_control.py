@@ -12,6 +12,7 @@ from actions.plan import rehearse as dry_run
 from actions.render import RenderContext
 from bot import blocks, outbox, run_blocks, run_store, store
 from bot.approvals import may_approve, refresh_root, thread_note
+from bot.executor import masker_for
 from bot.guard import answer_safely
 from bot.ids import Action
 from bot.incidents import CLOSED_STATES, Event, format_id
@@ -212,7 +213,8 @@ async def rehearsal_text(services: Services, scenario_key: str) -> tuple[str, bo
         lines.append(step.problem or step.command)
     lines.append(f"Backup: {report.backup_problem or 'the artifacts it needs are intact'}")
     lines.append("Result: PASSED" if report.passed else "Result: problems found (see above)")
-    return "\n".join(lines), report.passed
+    # Rendered commands hold the values of [vars]: masked like any step's output.
+    return masker_for(runbook.workdir).mask("\n".join(lines)), report.passed
 
 
 async def rehearse_command(services: Services, parsed, *, user: str, channel: str) -> str:
