@@ -33,8 +33,8 @@ _FIX = {
         "single quotes around it; every placeholder is already quoted"
     ),
     "ansi": (
-        "is inside $'…', so its own quotes become part of the text: move it out of the "
-        "$'…' quotes; every placeholder is already quoted"
+        "is inside $'…', so its own quotes become part of the text: remove the $'…' "
+        "quotes around it; every placeholder is already quoted"
     ),
     "heredoc": (
         "is inside an unquoted here-document (<<EOF), where the shell expands $(…) in its "
@@ -54,6 +54,11 @@ _FIX = {
         "is inside $((…)), where a quoted value is a syntax error: assign it to a variable "
         "first (n={{ x }}) and use $((n …))"
     ),
+    "comment": (
+        "is inside a comment, where a value holding a newline would end the comment and run "
+        "the rest as commands: remove the placeholder from the comment (write the name "
+        "without braces)"
+    ),
     "eval": (
         "is an argument of eval, which runs its value as code: call the command directly "
         "with the placeholder as its argument"
@@ -72,7 +77,7 @@ class Use:
 
     line: int
     text: str  # e.g. "{{ vars.db_name }}"
-    context: str  # plain, comment, or a key of _FIX
+    context: str  # plain, or a key of _FIX
 
 
 @dataclass
