@@ -11,6 +11,7 @@ from pathlib import Path
 
 from actions.artifacts import RecordedArtifact, artifact_problem
 from actions.model import Check, Runbook, Scenario, Step
+from actions.quoting import commands_only
 from actions.render import RenderContext, RenderError, render, scenario_artifacts
 from actions.runner import PreparedStep
 
@@ -199,7 +200,11 @@ def rehearse(
             steps.append(RehearsedStep(step.name, step.run.strip(), (), str(error)))
             continue
         missing = tuple(
-            sorted(p for p in programs_in(command) if shutil.which(p, path=path) is None)
+            sorted(
+                p
+                for p in programs_in(commands_only(command))  # here-documents are not commands
+                if shutil.which(p, path=path) is None
+            )
         )
         steps.append(RehearsedStep(step.name, command.strip(), missing))
     return Rehearsal(scenario, tuple(steps), artifact_refusal(scenario, latest))

@@ -113,6 +113,18 @@ def psql_warnings(script: str) -> list[tuple[int, str]]:
     return found
 
 
+def commands_only(script: str) -> str:
+    """The script without its here-document bodies and with continued lines joined: text
+    whose every line is shell code (for finding the programs a script calls)."""
+    lexer = _Lexer(script).run()
+    kept, start = [], 0
+    for body_start, body_end in lexer.bodies_at:
+        kept.append(script[start:body_start])
+        start = body_end
+    kept.append(script[start:])
+    return "".join(kept).replace("\\\n", " ")
+
+
 def _program_words(words: list[str]) -> list[str]:
     index = 0
     while index < len(words) and (_ASSIGNMENT.match(words[index]) or words[index] in _PREFIXES):
@@ -129,6 +141,7 @@ class _Lexer:
         self.uses: list[Use] = []
         self.commands: list[Command] = []
         self.heredocs: list[tuple[str, bool, bool]] = []  # delimiter, quoted, strip tabs
+        self.bodies_at: list[tuple[int, int]] = []  # (start, end) of each body, delimiter too
         self.depth = 0  # > 0 inside $(…), `…` or <(…): no commands recorded there
         self.command: Command | None = None
         self.word: str | None = None
@@ -364,6 +377,7 @@ class _Lexer:
         """Skip the bodies of the here-documents opened on the line that just ended."""
         for delimiter, quoted, strip in self.heredocs:
             context = "quoted_heredoc" if quoted else "heredoc"
+            start = self.pos
             while self.pos < len(self.text):
                 end = self.text.find("\n", self.pos)
                 end = len(self.text) if end < 0 else end
@@ -376,4 +390,5 @@ class _Lexer:
                     self.uses.append(Use(self.line, " ".join(match[0].split()), context))
                 self.pos = min(end + 1, len(self.text))
                 self.line += 1
+            self.bodies_at.append((start, self.pos))
         self.heredocs = []
