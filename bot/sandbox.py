@@ -208,8 +208,10 @@ class Sandbox:
     def kept_databases(self) -> list[str]:
         """The failed databases rollbacks kept (renamed to `<db_name>_failed_<ts>`)."""
         pattern = self.db_name.replace("_", "\\_") + "\\_failed\\_%"
-        return self.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{pattern}' "
-                         "ORDER BY datname", database=_maintenance_db(self.server_dsn)).split()
+        return self.psql(
+            f"SELECT datname FROM pg_database WHERE datname LIKE '{pattern}' ORDER BY datname",
+            database=_maintenance_db(self.server_dsn),
+        ).split()
 
     def destroy(self) -> None:
         """Stop the app, drop the database and remove the root directory."""

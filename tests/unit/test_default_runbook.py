@@ -87,7 +87,7 @@ def test_every_scenario_first_keeps_what_it_overwrites_in_its_own_folder(runbook
     for scenario in runbook.scenarios:
         names = [step.name for step in scenario.steps]
         keep = scenario.steps[names.index("Backup current failed state")]
-        assert 'kept={{ run_dir }}\n' in keep.run and 'Kept ' in keep.run  # says where
+        assert "kept={{ run_dir }}\n" in keep.run and "Kept " in keep.run  # says where
         assert keep.checklist == "Failed state backed up"
         changes = [i for i, step in enumerate(scenario.steps) if _overwrites(step.run)]
         assert changes and min(changes) > names.index(keep.name), scenario.key
