@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from actions.model import Runbook
-from actions.runbook import RunbookError, check_runbook, load_runbook
+from actions.runbook import RunbookError, inspect_runbook, load_runbook
 from bot.settings import Settings, SettingsError, load_settings
 
 EXIT_PROBLEMS, EXIT_SETTINGS = 1, 2
@@ -159,13 +159,14 @@ def run_migrations(dsn: str) -> list[str]:
 
 
 def _check(path: Path) -> int:
-    problems = check_runbook(path)
-    for problem in problems:
+    problems, warnings = inspect_runbook(path)
+    for problem in sorted([*problems, *warnings], key=lambda found: found.line):
         print(problem)
+    noted = f", {len(warnings)} warning(s)" if warnings else ""
     if problems:
-        print(f"{len(problems)} problem(s) in {path}", file=sys.stderr)
+        print(f"{len(problems)} problem(s){noted} in {path}", file=sys.stderr)
         return EXIT_PROBLEMS
-    print(f"{path}: ok")
+    print(f"{path}: ok{noted}")  # warnings alone: the bot loads and runs this runbook
     return 0
 
 
