@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import blocks, store
+from bot import access, blocks, store
 from bot.history import history_text
 from bot.incidents import format_id
 from bot.parsing import USAGE
@@ -54,6 +54,7 @@ async def status(services: Services, *, incident_id: int | None, channel: str) -
             incident = await pick_incident(
                 conn, incident_id=incident_id, channel=channel, verb="status"
             )
+            access.readable_here(incident, channel)
         events = await conn.fetch(
             "select * from (select * from events where incident_id = $1 order by id desc limit 8)"
             " latest order by id",

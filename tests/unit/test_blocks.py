@@ -235,7 +235,7 @@ def test_approval_request_without_refusal_contacts_or_approvers_says_anyone_may_
     _, message = request(refusal=None, contacts=[], approvers=[])
     assert_valid(message)
     everything = "\n".join(o["text"] for o in text_objects(message))
-    assert "Anyone but the declarer may approve." in everything
+    assert "Anyone who didn't ask for it may approve." in everything
     assert "Paging" not in everything
     assert "can't start yet" not in everything
 
