@@ -69,11 +69,11 @@ async def allowed_approver(services: Services, user: str) -> bool:
     return not approvers or await in_list(services, user, approvers, "approver")
 
 
-async def must_be_approver(services: Services, user: str, rid: str, what: str) -> None:
+async def must_be_approver(services: Services, user: str, what: str) -> None:
     """Refuse unless `approvers` allows `user`; `what` says what needed one."""
     if not await allowed_approver(services, user):
         who = ", ".join(blocks.mention(a) for a in services.runbook.policy.approvers)
-        raise Refusal(f"Only the runbook's approvers may {what} {rid}: {who}. Nothing changed.")
+        raise Refusal(f"Only the runbook's approvers may {what}: {who}. Nothing changed.")
 
 
 async def may_decide(conn: asyncpg.Connection, services: Services, *, user: str, incident) -> None:
@@ -86,4 +86,4 @@ async def may_decide(conn: asyncpg.Connection, services: Services, *, user: str,
             f"You {did} {rid}, so a second person must approve its rollback: someone who "
             "took no part in asking for it. Ask a teammate to press Approve."
         )
-    await must_be_approver(services, user, rid, "decide the rollback of")
+    await must_be_approver(services, user, f"decide {rid}'s rollback")

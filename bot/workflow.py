@@ -125,7 +125,9 @@ async def close(
         rid = format_id(incident["id"])
         access.in_own_channel(incident, channel, verb)
         if await _has_stopped_run(conn, incident):
-            await access.must_be_approver(services, user, rid, f"{verb} (ending its stopped run)")
+            await access.must_be_approver(
+                services, user, f"{verb} {rid} while its rollback is stopped (that ends the run)"
+            )
         try:
             changes = {"resolved_at": datetime.now().astimezone(), "resolution_note": note or None}
             incident = await store.apply_transition(
