@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import uuid
 
 import asyncpg
@@ -278,7 +279,15 @@ class WorkflowMachine(RuleBasedStateMachine):
             except Refusal:
                 return None
 
-        answers = self.run(asyncio.gather(*(click(n, a) for n, a in enumerate(actors))))
+        async def together():  # every click finishes before a failure is reported
+            return await asyncio.gather(
+                *(click(n, a) for n, a in enumerate(actors)), return_exceptions=True
+            )
+
+        answers = self.run(together())
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
         for actor, answer in zip(actors, answers, strict=True):
             if answer is None:
                 continue
@@ -319,8 +328,13 @@ class WorkflowMachine(RuleBasedStateMachine):
                     channel=OTHER_CHANNEL,
                 )
             return await workflow.close(
-                s, incident_id=incident, channel=OTHER_CHANNEL, user=actor, note="", event=Event.RESOLVE
-            )  # fmt: skip
+                s,
+                incident_id=incident,
+                channel=OTHER_CHANNEL,
+                user=actor,
+                note="",
+                event=Event.RESOLVE,
+            )
 
         ok, answer = self.call(0, attempt)
         assert not ok and "belongs to" in answer, answer
@@ -375,11 +389,12 @@ class WorkflowMachine(RuleBasedStateMachine):
                     "select user_id from approval_votes where approval_id = $1", approval["id"]
                 )
             ]
-            requesters = {
+            requesters = {  # who had asked by the time it was approved (a voter may ask later)
                 r["user_id"]
                 for r in self.rows(
-                    "select user_id from incident_requesters where incident_id = $1",
+                    "select user_id from incident_requesters where incident_id = $1 and at <= $2",
                     approval["incident_id"],
+                    approval["decided_at"],
                 )
             }
             assert len(set(votes)) >= approval["approvals_required"], (approval, votes)
@@ -429,7 +444,7 @@ class WorkflowMachine(RuleBasedStateMachine):
                 incident["id"],
             )
             assert chain and chain[0]["kind"] == "declare"
-            for before, after in zip(chain, chain[1:], strict=False):
+            for before, after in itertools.pairwise(chain):
                 assert after["from_state"] == before["to_state"], (before, after)
             assert chain[-1]["to_state"] == incident["state"], (incident, chain[-1])
         for approval in self.rows(
