@@ -44,7 +44,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack()
             await answer_safely(respond, work)
         else:  # the change is committed before the ack, and the ack says what happened
-            await ack_with_outcome(ack, work)
+            await ack_with_outcome(ack, respond, work)
 
 
 def _long(parsed: Command) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Awaitable
@@ -32,13 +33,25 @@ def clicked_channel(body: dict) -> str | None:
     return found if isinstance(found, str) else None
 
 
-async def ack_with_outcome(ack, work: Awaitable[object]) -> None:
+ACK_BUDGET = 2.5  # seconds: Slack waits 3 s for the acknowledgement
+STILL_WORKING = ":hourglass_flowing_sand: Still working on that; I'll answer here when it's done."
+
+
+async def ack_with_outcome(ack, respond, work: Awaitable[object]) -> None:
     """Acknowledge done work: await `work` (it commits), then ack with its answer.
 
     The HTTP response Slack gets is the outcome, so an acknowledged change is never lost:
-    nothing the user was told happened is left to do after the ack.
+    nothing the user was told happened is left to do after the ack. Should the work take
+    longer than Slack waits (a database that hangs), the ack says it is still in progress
+    (not that anything happened) and the outcome follows through the response_url.
     """
-    answer = await outcome(work)
+    task = asyncio.ensure_future(outcome(work))
+    done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET)
+    if not done:
+        await ack(response_type="ephemeral", text=STILL_WORKING)
+        await answer_safely(respond, task)
+        return
+    answer = task.result()
     if answer is None:
         await ack()
     elif isinstance(answer, dict):
@@ -61,11 +74,10 @@ async def _ready(value):
 async def answer_safely(respond, work: Awaitable[object]) -> None:
     """Await `work`; answer its text (or the reason it failed) to the user, ephemerally."""
     text = await outcome(work)
-    if isinstance(text, dict):
-        text = text.get("text")
-    if text:
+    fields = text if isinstance(text, dict) else {"text": text}
+    if fields.get("text"):
         try:
-            await respond(text=text, response_type="ephemeral", replace_original=False)
+            await respond(**fields, response_type="ephemeral", replace_original=False)
         except Exception as error:  # the answer is a courtesy; never let it crash the handler
             log.warning("could not answer the user: %s", error)
 
