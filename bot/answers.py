@@ -72,9 +72,12 @@ async def status(services: Services, *, incident_id: int | None, channel: str) -
     return "\n".join(lines)
 
 
-async def history(services: Services) -> str:
-    """The latest incidents, newest first, with time to detect, decide and restore."""
-    return await history_text(services)
+async def history(services: Services, *, channel: str) -> str:
+    """This channel's latest incidents, newest first, with time to detect, decide and restore.
+
+    Only this channel's: another channel's incidents are nothing its users could see.
+    """
+    return await history_text(services, channel=channel)
 
 
 __all__ = ["format_id", "help_text", "history", "status"]

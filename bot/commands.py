@@ -106,7 +106,7 @@ async def _dispatch(
     if verb == "status":
         return await answers.status(services, incident_id=parsed.incident_id, channel=channel)
     if verb == "history":
-        return await answers.history(services)
+        return await answers.history(services, channel=channel)
     if verb == "backup":
         return await run_control.start_backup(services, user=user, channel=channel)
     if verb == "rehearse":

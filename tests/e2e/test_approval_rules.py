@@ -177,6 +177,8 @@ async def test_an_outsider_in_another_channel_reads_nothing_and_changes_nothing(
     assert await fetch(start_bot.dsn, "select * from incidents") == before
     assert await fetch(start_bot.dsn, "select count(*) from events") == events
     assert await fetch(start_bot.dsn, "select * from approvals") == []
+    history = await bot.ask("history", user=THIRD, channel=ELSEWHERE)
+    assert history["text"] == "No incidents in this channel yet."
     mine = await bot.ask("status RB-1", user=THIRD, channel=CHANNEL)
     assert "secret merger numbers" in mine["text"]
 
@@ -267,3 +269,49 @@ async def test_an_acknowledged_resolve_survives_sigkill_right_after_the_ack(star
     )
     assert deadline[0]["fired_at"] is None and deadline[0]["cancelled_at"] is not None
     assert await fetch(start_bot.dsn, "select * from approvals where incident_id = 2") == []
+
+
+async def test_approve_and_reject_pressed_from_another_channel_change_nothing(start_bot, fake):
+    bot = await start_bot()
+    await bot.ask("declare critical database broken", user=DECLARER, channel=CHANNEL)
+    await wait_request(fake)
+    message = request_message(fake)
+    value = next(
+        e["value"] for b in message["blocks"] for e in b.get("elements") or [] if e.get("value")
+    )
+    for action in ("rollback_approve", "rollback_reject"):
+        url = fake.response_url()
+        await bot.click(
+            user=THIRD, action_id=action, value=value, channel=ELSEWHERE,
+            message_ts=message["ts"], response_url=url,
+        )  # fmt: skip
+        answer = (await fake.wait_for(lambda f, u=url: f.responses_to(u)))[0].body["text"]
+        assert f"RB-1 belongs to <#{CHANNEL}>" in answer and "Nothing changed" in answer
+    assert [r["state"] for r in await fetch(start_bot.dsn, "select state from approvals")] == [
+        "pending"
+    ]
+    assert await fetch(start_bot.dsn, "select * from approval_votes") == []
+    assert await fetch(start_bot.dsn, "select * from runs") == []
+
+
+async def test_post_notice_pressed_from_another_channel_posts_nothing(start_bot, fake, tmp_path):
+    from tests.e2e import comms_support as comms
+
+    comms.write_comms_runbook(tmp_path)
+    bot = await start_bot(rewrite=False)
+    await comms.roll_back(bot, fake, start_bot.dsn, summary="migration broke")
+    await fake.wait_for(lambda f: all(comms.posts_to(f, c) for c in comms.NOTICE_CHANNELS))
+    preview = await comms.answer(fake, await comms.command(bot, fake, "notice RB-1"))
+    [action] = [b for b in preview["blocks"] if b["type"] == "actions"]
+    notices = await fetch(start_bot.dsn, "select count(*) from events where kind = 'notice_posted'")
+    owed = await fetch(start_bot.dsn, "select count(*) from outbox")
+    url = fake.response_url()
+    await bot.click(
+        user=comms.APPROVER, action_id="notice_post", value=action["elements"][0]["value"],
+        channel=ELSEWHERE, message_ts="1.0", response_url=url,
+    )  # fmt: skip
+    answer = (await fake.wait_for(lambda f: f.responses_to(url)))[0].body["text"]
+    assert f"RB-1 belongs to <#{comms.CHANNEL}>" in answer
+    after = await fetch(start_bot.dsn, "select count(*) from events where kind = 'notice_posted'")
+    assert after == notices
+    assert await fetch(start_bot.dsn, "select count(*) from outbox") == owed
