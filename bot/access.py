@@ -83,7 +83,7 @@ async def may_decide(conn: asyncpg.Connection, services: Services, *, user: str,
     if parts:
         did = " and ".join(_PART_TEXT[p] for p in parts)
         raise Refusal(
-            f"You {did} {rid}, so a second person must approve its rollback: someone who "
-            "took no part in asking for it. Ask a teammate to press Approve."
+            f"You {did} {rid}, so a second person must approve its rollback (someone who "
+            "didn't ask for it). Ask a teammate to press Approve."
         )
     await must_be_approver(services, user, f"decide {rid}'s rollback")
