@@ -37,7 +37,7 @@ TOP_KEYS = ("project", "policy", "notify", "contacts", "vars", "backup", "scenar
 TOP_KEYS += ("checklists",)
 PROJECT_KEYS = ("name", "workdir", "description")
 POLICY_KEYS = ("high_rollback_after", "approval_expires_after", "approvers", "declarers")
-POLICY_KEYS += ("postmortem_reminder_after",)
+POLICY_KEYS += ("postmortem_reminder_after", "approvals_required")
 STEP_KEYS = ("name", "run", "timeout", "workdir", "continue_on_error", "checklist")
 ARTIFACT_KEYS = ("name", "path", "value")
 SCENARIO_KEYS = ("key", "title", "trigger", "step")
@@ -199,6 +199,7 @@ class _Loader:
             ),
             approvers=table.slack_ids("approvers", USER_OR_GROUP_ID),
             declarers=table.slack_ids("declarers", USER_OR_GROUP_ID),
+            approvals_required=table.count("approvals_required", Policy.approvals_required),
             postmortem_reminder_after=table.duration(
                 "postmortem_reminder_after", Policy.postmortem_reminder_after
             ),

@@ -115,6 +115,16 @@ class Table:
             self.report(key, f"{key}: {error}")
             return default
 
+    def count(self, key: str, default: int) -> int:
+        """The whole number >= 1 at `key`, or `default` (reported when it is anything else)."""
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            shown = repr(value) if number else kind_of(value)
+            self.report(key, f"{key} must be a whole number of at least 1, not {shown}")
+            return default
+        return value
+
     def flag(self, key: str) -> bool:
         """The boolean at `key` (default false)."""
         value = self.data.get(key, False)

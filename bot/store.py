@@ -129,16 +129,23 @@ async def recent_incidents(conn: asyncpg.Connection, *, limit: int = 10) -> list
 
 
 async def insert_approval(
-    conn: asyncpg.Connection, *, incident_id: int, scenario: str, reason: str, expires_after: float
+    conn: asyncpg.Connection,
+    *,
+    incident_id: int,
+    scenario: str,
+    reason: str,
+    expires_after: float,
+    approvals_required: int = 1,
 ) -> Record:
     """A pending approval request that expires `expires_after` seconds from now."""
     return await conn.fetchrow(
-        "insert into approvals (incident_id, scenario, reason, expires_at)"
-        " values ($1, $2, $3, now() + make_interval(secs => $4)) returning *",
+        "insert into approvals (incident_id, scenario, reason, expires_at, approvals_required)"
+        " values ($1, $2, $3, now() + make_interval(secs => $4), $5) returning *",
         incident_id,
         scenario,
         reason,
         expires_after,
+        approvals_required,
     )
 
 

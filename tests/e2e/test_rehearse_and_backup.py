@@ -66,9 +66,7 @@ async def test_slack_rehearsal_names_missing_programs_and_runs_nothing(start_bot
     env = {**sandbox.env, "PATH": "/usr/bin:/bin"}  # the sandbox's npm, pm2 … are not on PATH
     bot = await start_bot(runbook=runbook, env=env)
     before = sandbox.snapshot()
-    url = fake.response_url()
-    await bot.command("rehearse database", user=USER, channel=CHANNEL, response_url=url)
-    answer = (await fake.wait_for(lambda f: f.responses_to(url), timeout=20))[0].body
+    answer = await bot.ask("rehearse database", user=USER, channel=CHANNEL)
     assert answer["response_type"] == "ephemeral"
     assert "Nothing was run" in answer["text"]
     assert "not on PATH: pm2" in answer["text"]
