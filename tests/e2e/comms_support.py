@@ -6,7 +6,7 @@ import asyncio
 import textwrap
 from pathlib import Path
 
-from tests.e2e.harness import ack_body, fetch, text_of
+from tests.e2e.harness import ack_body, fetch, outcome, text_of
 
 CHANNEL = "CCOMMS001"
 NOTICE_CHANNELS = ("CNOTICE01", "CNOTICE02")
@@ -107,9 +107,7 @@ async def command(bot, fake, text: str, user: str = DECLARER) -> str:
 
 async def answer(fake, url: str, timeout: float = 15) -> dict:
     """The command's answer: its acknowledgement's body, else the first post to its URL."""
-    if url in _ACKS:
-        return _ACKS.pop(url)
-    return (await fake.wait_for(lambda f: f.responses_to(url), timeout=timeout))[0].body
+    return await outcome(fake, _ACKS.pop(url, {}), url, timeout)
 
 
 async def wait_row(dsn: str, query: str, *args, timeout: float = 30) -> list:

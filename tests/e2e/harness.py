@@ -16,6 +16,7 @@ import asyncpg
 
 from bot.demo_stage import DemoError
 from bot.demo_stage import start_bot as start_serving
+from bot.guard import STILL_WORKING
 from tests.fake_slack.server import FakeSlack
 from tests.slack_requests import block_actions_body, sign, slash_command_body
 
@@ -191,6 +192,15 @@ class Bot:
 def ack_body(reply: str) -> dict:
     """The JSON body of an acknowledgement ({} for an empty ack)."""
     return json.loads(reply) if reply.strip().startswith("{") else {}
+
+
+async def outcome(fake: FakeSlack, ack: dict, response_url: str, timeout: float = 20) -> dict:
+    """A command's answer: the acknowledgement's body, unless the bot was still working on it
+    (a busy machine) or acked empty; then the first body posted to its response URL."""
+    if ack and ack.get("text") != STILL_WORKING:
+        return ack
+    found = await fake.wait_for(lambda f: f.responses_to(response_url), timeout=timeout)
+    return found[0].body
 
 
 def bot_env(

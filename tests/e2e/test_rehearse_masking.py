@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.e2e.harness import ack_body, outcome
 from tests.e2e.test_rehearse_and_backup import cli
 
 SALT = "n3xtauth-salt-0f-the-shop"  # a .env value under a key that does not look secret
@@ -62,8 +63,11 @@ async def test_slack_rehearsal_masks_every_secret(start_bot, fake, sandbox):
     leaky_runbook(sandbox)
     bot = await start_bot(runbook=sandbox.runbook_path, env=sandbox.env)
     url = fake.response_url()
-    await bot.command("rehearse leaky", user="UOPS00001", channel="CREHEARSE", response_url=url)
-    answer = (await fake.wait_for(lambda f: f.responses_to(url), timeout=20))[0].body
+    status, reply = await bot.command(
+        "rehearse leaky", user="UOPS00001", channel="CREHEARSE", response_url=url
+    )
+    assert status == 200
+    answer = await outcome(fake, ack_body(reply), url)
     assert "Use them" in answer["text"] and "echo ***" in answer["text"]
     everything = str([c.args for c in fake.calls]) + str([r.body for r in fake.responses])
     for secret in SECRETS:

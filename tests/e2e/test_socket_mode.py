@@ -50,7 +50,12 @@ async def test_a_slash_command_is_acknowledged_over_the_socket_with_its_answer(
         response_url=fake.response_url(),
     )
     ack = await fake.socket_mode.wait_ack(declared)
-    assert ack.payload is None and ack.connection == declared.connection
+    assert ack.connection == declared.connection
+    # Acknowledged means done: the ack carries the outcome, committed before it was sent.
+    assert ack.payload == {
+        "text": "Declared RB-1. Its thread is the incident's log.",
+        "response_type": "ephemeral",
+    }
     await fake.wait_for(lambda f: posts_in(f, CHANNEL))
     assert "RB-1" in root_of(fake)["text"]
     rows = await fetch(start_socket_bot.dsn, "select state, severity, declared_by from incidents")
