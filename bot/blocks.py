@@ -14,7 +14,7 @@ Block = dict[str, Any]
 
 _BROADCAST = re.compile(r"@(channel|here|everyone)", re.IGNORECASE)
 _SEVERITY_ICON = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "⚪"}
-_STATE_TEXT = {
+STATE_TEXT = {
     State.OPEN: "open",
     State.AWAITING_APPROVAL: "waiting for rollback approval",
     State.ROLLBACK_QUEUED: "rollback approved, queued",
@@ -111,7 +111,7 @@ def incident_root(
     """The declaration message that opens the incident's thread, kept current."""
     title = incident_title(incident)
     lines = [
-        f"{title} · {_STATE_TEXT[State(incident['state'])]}",
+        f"{title} · {STATE_TEXT[State(incident['state'])]}",
         f"Declared by {mention(incident['declared_by'])} {slack_time(incident['declared_at'])}",
     ]
     if incident["detected_at"]:
@@ -222,7 +222,7 @@ def note(text: str) -> tuple[str, list[Block]]:
 def incident_line(incident: Mapping[str, Any]) -> str:
     """One line summarising an incident, for status and history lists."""
     summary = escape(incident["summary"], limit=80) if incident["summary"] else "no summary"
-    state = _STATE_TEXT[State(incident["state"])]
+    state = STATE_TEXT[State(incident["state"])]
     return f"{incident_title(incident)} · {state} · {summary}"
 
 
