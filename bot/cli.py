@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse = sub.add_parser("rehearse", help="dry run: print each step's command, check backups")
     rehearse.add_argument("scenario")
     sub.add_parser("backup", help="run the runbook's backup steps now")
+    sub.add_parser("runs", help="list active and recent runs (rollbacks and backups)")
+    abort = sub.add_parser("abort", help="abort a stopped or interrupted run (see `runs`)")
+    abort.add_argument("run", help="the run's id, as `rollback-bot runs` shows it")
     from bot.demo import add_arguments as demo_arguments
 
     demo_arguments(
@@ -105,6 +108,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
     from bot import offline
 
+    if args.command in ("runs", "abort"):
+        return offline.runs(settings, database_dsn(settings), args)
     runbook = load_or_stop(settings.runbook_path)
     if args.command == "rehearse":
         return offline.rehearse(settings, runbook, database_dsn(settings), args.scenario)
