@@ -153,4 +153,3 @@ def runs(settings: Settings, dsn: str, args) -> int:
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         raise Stop(f"the database is unavailable ({type(error).__name__}: {error}).") from None
     return 0
-

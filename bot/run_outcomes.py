@@ -134,13 +134,14 @@ async def finish(
         if done is None:
             return
         total = done["total_steps"]
-        await reporter.progress(
-            conn,
-            done=total if state == "succeeded" else (next_index or done["next_step"]),
-            current=None,
-            state=state,
-            force=True,
-        )
+        if await has_message(conn, progress_key(run["id"])):  # none if stopped before begin
+            await reporter.progress(
+                conn,
+                done=total if state == "succeeded" else (next_index or done["next_step"]),
+                current=None,
+                state=state,
+                force=True,
+            )
         if reporter.checks:
             text, blocks = run_blocks.verification(reporter.checks)
             await _say(conn, run, text=text, blocks=blocks, thread_key=thread_of(run))
