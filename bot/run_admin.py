@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from bot import blocks, outbox, run_queue, run_store, store
-from bot.approvals import refresh_root, thread_note
+from bot.approvals import refresh_root, root_key, thread_note
 from bot.incidents import TRANSITIONS, Event, State, format_id
 from bot.services import Services
 
@@ -116,13 +116,15 @@ async def _tell_thread(conn, services: Services, run, aborted, incident, actor: 
         fallback, decided = blocks.note(text)
         await outbox.update(conn, key=aborted["controls_key"], text=fallback, blocks=decided)
     if incident is not None:
-        await thread_note(conn, incident, text)
+        if await run_queue.has_message(conn, root_key(incident["id"])):
+            await thread_note(conn, incident, text)
         if (State(incident["state"]), Event.RUN_FAILED) in TRANSITIONS:
             incident = await store.apply_transition(
                 conn, incident=incident, event=Event.RUN_FAILED, actor=actor,
                 detail={"run_id": run["id"]},
             )  # fmt: skip
-            await refresh_root(conn, services, incident)
+            if await run_queue.has_message(conn, root_key(incident["id"])):
+                await refresh_root(conn, services, incident)
     elif run["channel"]:
         fallback, note = blocks.note(text)
         await outbox.post(conn, channel=run["channel"], text=fallback, blocks=note,
