@@ -14,6 +14,7 @@ after that renewal), and a step is only started or recorded while the lease is u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -179,37 +180,47 @@ class RunExecutor:
     async def _renew(self, run_id: int, runner: asyncio.Task) -> None:
         """Keep the lease; if it can't be kept, stop our step before another process may act.
 
-        Renewals go out every lease/4 s. The fence is measured from when the last successful
-        renewal was *sent* (its `lease_until` is at least that + lease): if no renewal has
-        succeeded by then + lease/2, the run's task is cancelled, which stops the step's
-        process group (SIGTERM, then SIGKILL after KILL_GRACE). Another process only takes
-        the run as interrupted after lease + RESUME_GRACE, so the two never overlap.
+        Renewals go out every lease/4 s from their own task. The fence is a timer that never
+        waits on the database: it is measured from when the last successful renewal was
+        *sent* (its `lease_until` is at least that + lease); if no renewal has succeeded by
+        then + lease/2, or one found the run no longer ours, the run's task is cancelled,
+        which stops the step's process group (SIGTERM, then SIGKILL after KILL_GRACE).
+        Another process only takes the run as interrupted after lease + RESUME_GRACE.
         """
         loop = asyncio.get_running_loop()
-        renewed_sent = loop.time()  # the claim itself set lease_until = now() + lease
-        while True:
-            fence = renewed_sent + self.lease / 2
-            next_try = min(loop.time() + self.lease / 4, fence)
-            await asyncio.sleep(max(0.0, next_try - loop.time()))
-            sent, kept = loop.time(), None
-            if sent < fence:
+        last = {"sent": loop.time()}  # the claim itself set lease_until = now() + lease
+        lost = asyncio.Event()
+
+        async def renewals() -> None:
+            while True:
+                await asyncio.sleep(self.lease / 4)
+                sent = loop.time()
                 try:
-                    async with asyncio.timeout(fence - sent):
-                        async with self.services.pool.acquire() as conn:
-                            kept = await run_store.renew_lease(
-                                conn, run_id=run_id, owner=self.services.process_id,
-                                lease=self.lease,
-                            )  # fmt: skip
-                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    kept = None
-            if kept:
-                renewed_sent = sent
-                continue
-            if kept is False or loop.time() >= fence:
-                log.error("run %s: lease not renewed in time; stopping its step so no other "
-                          "process overlaps", run_id)  # fmt: skip
-                runner.cancel()
-                return
+                    async with self.services.pool.acquire() as conn:
+                        kept = await run_store.renew_lease(
+                            conn, run_id=run_id, owner=self.services.process_id, lease=self.lease
+                        )
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    continue
+                if not kept:
+                    lost.set()
+                    return
+                last["sent"] = max(last["sent"], sent)
+
+        renewing = asyncio.create_task(renewals(), name=f"lease-{run_id}")
+        try:
+            while not lost.is_set():
+                remaining = last["sent"] + self.lease / 2 - loop.time()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await lost.wait()
+            log.error("run %s: lease not renewed in time; stopping its step so no other "
+                      "process overlaps", run_id)  # fmt: skip
+            runner.cancel()
+        finally:
+            renewing.cancel()  # not awaited: it may be stuck on the database
 
     async def _drive(self, run) -> None:
         runbook = self.services.runbook
