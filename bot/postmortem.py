@@ -25,7 +25,7 @@ from bot.services import Refusal, Services
 log = logging.getLogger(__name__)
 ROOT_WAIT = 30.0  # seconds to wait for the thread's root to reach Slack before uploading
 _FAILURES = (SlackApiError, SlackRequestError, aiohttp.ClientError, TimeoutError, OSError)
-_BUSY = ("queued", "running", "waiting", "interrupted")
+_BUSY = ("held", "queued", "running", "waiting", "interrupted")
 
 
 def document_path(services: Services, incident_id: int) -> Path:
