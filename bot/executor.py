@@ -114,10 +114,15 @@ class RunExecutor:
                 self._unreported.add(run_id)
                 log.exception("run %s: its interruption could not be reported in its thread; "
                               "marking it interrupted without a message", run_id)  # fmt: skip
-        async with conn.transaction():
-            run = await run_store.take_orphan(conn, run_id=run_id, grace=RESUME_GRACE)
-            if run is not None:
-                await outcomes.interrupted_plainly(conn, run)
+        try:
+            async with conn.transaction():
+                run = await run_store.take_orphan(conn, run_id=run_id, grace=RESUME_GRACE)
+                if run is not None:
+                    await outcomes.interrupted_plainly(conn, run)
+        except (OSError, asyncpg.InterfaceError):
+            raise
+        except Exception:  # already logged above; `rollback-bot runs` still lists it
+            pass
 
     async def shutdown(self, grace: float) -> None:
         """Drain: let running steps finish (up to `grace` s) and hand their runs on."""

@@ -81,6 +81,8 @@ CLOSED_STATES = frozenset({S.RESOLVED, S.CANCELLED})
 _REFUSALS = {
     S.RESOLVED: "it is already resolved",
     S.CANCELLED: "it was cancelled",
+    S.ROLLBACK_QUEUED: "its rollback is approved and waiting to start (resolve or cancel the "
+    "incident to drop it)",
     S.ROLLING_BACK: "its rollback is running (use the Cancel button in the thread to stop it)",
     S.ROLLBACK_STOPPED: "its rollback is stopped: decide in the thread (Retry, Skip, Resume or "
     "Abort), or resolve it if it was fixed by hand",

@@ -103,6 +103,7 @@ async def promote_held(conn: asyncpg.Connection) -> Record | None:
             return await conn.fetchrow(
                 "update runs set state = 'queued' where id = (select id from runs"
                 " where state = 'held' order by id limit 1)"
+                " and state = 'held'"
                 " and not exists (select 1 from runs where state = any($1::text[]))"
                 " returning *",
                 list(ACTIVE),

@@ -87,7 +87,7 @@ def test_every_other_transition_is_refused(state, event):
         (S.OPEN, E.APPROVE, "can't approve: it is open"),
         (S.OPEN, E.START_RUN, "can't start run: it is open"),
         (S.ROLLED_BACK, E.REQUEST_APPROVAL, "can't request approval: it is rolled back"),
-        (S.ROLLBACK_QUEUED, E.APPROVE, "can't approve: it is rollback queued"),
+        (S.ROLLBACK_QUEUED, E.APPROVE, "can't approve: its rollback is approved and waiting"),
         (S.ROLLING_BACK, E.RESOLVE, "use the Cancel button in the thread"),
         (S.ROLLBACK_STOPPED, E.APPROVE, "decide in the thread"),
         (S.AWAITING_APPROVAL, E.REQUEST_APPROVAL, "it is awaiting approval"),
