@@ -87,7 +87,7 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
                 await store.lock_incident(conn, incident_id=run["incident_id"])
             if run["incident_id"]:
                 incident = await store.get_incident(conn, incident_id=run["incident_id"])
-                if incident["state"] in CLOSED_STATES:
+                if incident["state"] in CLOSED_STATES and action is not Action.ABORT:
                     raise Refusal(
                         f"{format_id(incident['id'])} is {incident['state']}; its run can't "
                         "continue. Declare a new incident if needed."

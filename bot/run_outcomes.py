@@ -168,8 +168,22 @@ async def finish(
 
 
 async def interrupted(services: Services, conn, run) -> None:
-    """Tell the thread which step a dead process cut, and offer Resume / Abort."""
+    """Tell the thread which step a dead process cut, and offer Resume / Abort.
+
+    If the run's incident was closed meanwhile, nothing can continue it: it is aborted.
+    """
     cut = await run_store.interrupt_running_steps(conn, run_id=run["id"])
+    incident = await _lock_incident(conn, run)
+    if incident is not None and incident["state"] in CLOSED_STATES:
+        await run_store.set_run_state(
+            conn, run_id=run["id"], state="aborted", from_states=("interrupted",),
+            ended_at=datetime.now(UTC),
+        )  # fmt: skip
+        await store.record_event(
+            conn, incident_id=run["incident_id"], run_id=run["id"], actor="bot",
+            kind="run_abort", detail={"why": f"the incident is {incident['state']}"},
+        )  # fmt: skip
+        return
     index = cut[0]["step_index"] if cut else run["next_step"]
     rollback = run["kind"] == "rollback"
     scenario = services.runbook.scenario(run["scenario"]) if rollback else None

@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncpg
 
 from actions.artifacts import RecordedArtifact
+from actions.runner import KILL_GRACE
 from bot import store
 
 Record = asyncpg.Record
@@ -148,14 +149,20 @@ async def request_stop(conn: asyncpg.Connection, *, run_id: int, user: str) -> R
 async def abort_stopped_runs(conn: asyncpg.Connection, *, incident_id: int) -> list[Record]:
     """Abort the incident's runs that wait for a decision or for their turn (closing it).
 
-    A run already claimed ('running') is left alone: if it had not started its first step,
-    the executor sees the closed incident and stops it before that step.
+    A run claimed by a live process ('running', lease not lapsed by more than the kill
+    grace) is left alone: if it had not started its first step, the executor sees the closed
+    incident and stops it before that step. One whose process is gone is aborted too.
     """
-    return await conn.fetch(
-        "update runs set state = 'aborted', ended_at = now() where incident_id = $1"
-        " and state in ('waiting', 'interrupted', 'queued', 'held') returning *",
+    aborted = await conn.fetch(
+        "update runs set state = 'aborted', owner = null, ended_at = now() where incident_id = $1"
+        " and (state in ('waiting', 'interrupted', 'queued', 'held') or (state = 'running'"
+        " and lease_until < now() - make_interval(secs => $2))) returning *",
         incident_id,
+        KILL_GRACE,
     )
+    for run in aborted:
+        await interrupt_running_steps(conn, run_id=run["id"])
+    return aborted
 
 
 async def stop_requested(conn: asyncpg.Connection, *, run_id: int) -> str | None:
