@@ -91,7 +91,7 @@ async def test_every_stop_has_a_way_to_a_closed_incident(services, incident_stat
 async def test_a_dead_run_of_a_closed_incident_is_aborted_by_the_sweep(services):
     from bot.executor import RunExecutor
 
-    incident, run = await leave(services, "resolved", "lapsed")
+    _, run = await leave(services, "resolved", "lapsed")
     await RunExecutor(services, lease=30, poll_interval=1).poll()
     async with services.pool.acquire() as conn:
         state = await conn.fetchval("select state from runs where id = $1", run)
