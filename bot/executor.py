@@ -137,10 +137,11 @@ class RunExecutor:
         """Claim and drive one run to its end (or to a stop that needs a decision)."""
         pool, me = self.services.pool, self.services.process_id
         async with pool.acquire() as conn:
+            sent = asyncio.get_running_loop().time()  # lease_until >= this + lease
             run = await run_store.claim_run(conn, run_id=run_id, owner=me, lease=self.lease)
         if run is None:
             return  # another process took it, or it is no longer queued
-        renewer = asyncio.create_task(self._renew(run_id, asyncio.current_task()))
+        renewer = asyncio.create_task(self._renew(run_id, asyncio.current_task(), sent))
         try:
             await self._drive(run)
         except asyncio.CancelledError:
@@ -165,9 +166,13 @@ class RunExecutor:
             try:
                 async with conn.transaction():
                     stopped = await run_store.set_run_state(
-                        conn, run_id=run_id, state="interrupted", from_states=("running",),
+                        conn,
+                        run_id=run_id,
+                        state="interrupted",
+                        from_states=("running",),
+                        holder=self.services.process_id,
                         owner=None,
-                    )  # fmt: skip
+                    )
                     if stopped is not None:
                         await outcomes.interrupted(self.services, conn, stopped)
                 return
@@ -177,12 +182,17 @@ class RunExecutor:
                 log.exception("run %s: the interruption could not be reported", run_id)
             async with conn.transaction():
                 stopped = await run_store.set_run_state(
-                    conn, run_id=run_id, state="interrupted", from_states=("running",), owner=None
+                    conn,
+                    run_id=run_id,
+                    state="interrupted",
+                    from_states=("running",),
+                    holder=self.services.process_id,
+                    owner=None,
                 )
                 if stopped is not None:
                     await outcomes.interrupted_plainly(conn, stopped)
 
-    async def _renew(self, run_id: int, runner: asyncio.Task) -> None:
+    async def _renew(self, run_id: int, runner: asyncio.Task, claimed: float) -> None:
         """Keep the lease; if it can't be kept, stop our step before another process may act.
 
         Renewals go out every lease/4 s from their own task. The fence is a timer that never
@@ -193,7 +203,7 @@ class RunExecutor:
         Another process only takes the run as interrupted after lease + RESUME_GRACE.
         """
         loop = asyncio.get_running_loop()
-        last = {"sent": loop.time()}  # the claim itself set lease_until = now() + lease
+        last = {"sent": claimed}  # the claim itself set lease_until = now() + lease
         lost = asyncio.Event()
 
         async def renewals() -> None:

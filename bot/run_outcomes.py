@@ -57,7 +57,12 @@ async def hand_on(services: Services, run, reporter: RunReporter, index: int) ->
     """This process is stopping between steps: queue the run for another process."""
     async with services.pool.acquire() as conn, conn.transaction():
         queued = await run_store.set_run_state(
-            conn, run_id=run["id"], state="queued", from_states=("running",), owner=None
+            conn,
+            run_id=run["id"],
+            state="queued",
+            from_states=("running",),
+            holder=services.process_id,
+            owner=None,
         )
         if queued is None or not run["channel"]:
             return
@@ -82,13 +87,23 @@ async def stopped_at_failure(
     if not run["channel"]:
         async with services.pool.acquire() as conn:
             await run_store.set_run_state(
-                conn, run_id=run["id"], state="failed", from_states=("running",), owner=None,
+                conn,
+                run_id=run["id"],
+                state="failed",
+                from_states=("running",),
+                holder=services.process_id,
+                owner=None,
                 ended_at=datetime.now(UTC),
-            )  # fmt: skip
+            )
         return
     async with services.pool.acquire() as conn, conn.transaction():
         stopped = await run_store.set_run_state(
-            conn, run_id=run["id"], state="waiting", from_states=("running",), owner=None
+            conn,
+            run_id=run["id"],
+            state="waiting",
+            from_states=("running",),
+            holder=services.process_id,
+            owner=None,
         )
         if stopped is None:
             return
@@ -127,6 +142,7 @@ async def finish(
             run_id=run["id"],
             state=state,
             from_states=("running",),
+            holder=services.process_id,
             owner=None,
             ended_at=now,
             verification_passed=verified,

@@ -123,15 +123,26 @@ async def current_step(conn: asyncpg.Connection, *, run_id: int) -> Record | Non
 
 
 async def set_run_state(
-    conn: asyncpg.Connection, *, run_id: int, state: str, from_states: tuple[str, ...], **changes
+    conn: asyncpg.Connection,
+    *,
+    run_id: int,
+    state: str,
+    from_states: tuple[str, ...],
+    holder: str | None = None,
+    **changes,
 ) -> Record | None:
-    """Move a run from one of `from_states` to `state` atomically; None when it had moved on."""
+    """Move a run from one of `from_states` to `state` atomically; None when it had moved on.
+
+    With `holder`, only while that process still owns the run (the executor's own moves).
+    """
     columns = {"state": state, **changes}
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, 3))
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, 4))
     return await conn.fetchrow(
-        f"update runs set {sets} where id = $1 and state = any($2::text[]) returning *",
+        f"update runs set {sets} where id = $1 and state = any($2::text[])"
+        " and ($3::text is null or owner = $3) returning *",
         run_id,
         list(from_states),
+        holder,
         *columns.values(),
     )
 
