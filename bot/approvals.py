@@ -285,8 +285,11 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         return None
     scenario = services.runbook.scenario(approval["scenario"])
     latest = await run_store.latest_backup(conn)  # the run restores from this backup, always
-    run = await store.insert_run(
+    from bot import run_queue  # one operation at a time: queued, or held behind the active one
+
+    run = await run_queue.enqueue(
         conn,
+        services,
         kind="rollback",
         channel=incident["channel"],
         requested_by=user,

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="write a starter runbook.toml and .env.example into DIR")
     init.add_argument("dir", nargs="?", type=Path, default=Path("."), help="default: here")
     init.add_argument("--force", action="store_true", help="overwrite files already there")
+    sub.add_parser("runs", help="list active and recent runs (rollbacks and backups)")
+    abort = sub.add_parser("abort", help="abort a stopped or interrupted run (see `runs`)")
+    abort.add_argument("run", help="the run's id, as `rollback-bot runs` shows it")
     from bot.demo import add_arguments as demo_arguments
 
     demo_arguments(
@@ -122,6 +125,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
     from bot import offline
 
+    if args.command in ("runs", "abort"):
+        return offline.runs(settings, database_dsn(settings), args)
     runbook = load_or_stop(find_runbook(settings))
     if args.command == "rehearse":
         return offline.rehearse(settings, runbook, database_dsn(settings), args.scenario)

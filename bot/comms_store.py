@@ -211,8 +211,9 @@ async def history_rows(
 
 
 async def active_runs(conn: asyncpg.Connection) -> list[Record]:
-    """Runs not ended: queued, running, or stopped waiting for a decision."""
+    """Runs not ended: held, queued, running, or stopped waiting for a decision."""
     return await conn.fetch(
-        "select * from runs where state in ('queued', 'running', 'waiting', 'interrupted')"
+        "select * from runs where state in ('held', 'queued', 'running', 'waiting',"
+        " 'interrupted')"
         " order by id"
     )

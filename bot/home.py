@@ -22,6 +22,7 @@ _RUN_STATE = {
     "running": "running",
     "waiting": "stopped at a failed step, waiting for a decision",
     "interrupted": "interrupted, waiting for a decision",
+    "held": "waiting for the operation ahead of it to end",
 }
 
 
