@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import asyncpg
-from slack_sdk.errors import SlackApiError
 
 from bot import access, approval_store, blocks, outbox, run_store, store
 from bot.incidents import Event, InvalidTransition, State, format_id
-from bot.outbox import slack_error_code
 from bot.services import Refusal, Services
 
 
@@ -106,33 +104,6 @@ async def _request_blocks(
         refusal=refusal,
         approved_by=approved_by,
     )
-
-
-async def may_approve(services: Services, *, user: str, incident) -> None:
-    """Raise Refusal unless `user` may decide this incident's rollback."""
-    rid = format_id(incident["id"])
-    if user == incident["declared_by"]:
-        raise Refusal(
-            f"You declared {rid}, so a second person must approve its rollback. "
-            "Ask a teammate to press Approve."
-        )
-    approvers = services.runbook.policy.approvers
-    if not approvers or user in approvers:
-        return
-    for group in (a for a in approvers if a.startswith("S")):
-        try:
-            members = await services.members_of(group)
-        except SlackApiError as error:
-            code = slack_error_code(error)
-            raise Refusal(
-                f"I couldn't read the approver group {blocks.mention(group)} ({code}), "
-                "so I can't tell whether you may approve. A Slack admin must grant the app "
-                "`usergroups:read`; meanwhile an approver listed by user ID can decide."
-            ) from None
-        if user in members:
-            return
-    who = ", ".join(blocks.mention(a) for a in approvers)
-    raise Refusal(f"Only the runbook's approvers may decide {rid}'s rollback: {who}.")
 
 
 async def decide(

@@ -11,8 +11,8 @@ from slack_bolt.async_app import AsyncApp
 from actions.masking import MASK
 from actions.plan import rehearse as dry_run
 from actions.render import RenderContext
-from bot import blocks, outbox, run_blocks, run_queue, run_store, store
-from bot.approvals import may_approve, refresh_root, thread_note
+from bot import access, blocks, outbox, run_blocks, run_queue, run_store, store
+from bot.approvals import refresh_root, thread_note
 from bot.executor import masker_for
 from bot.guard import answer_safely
 from bot.ids import Action
@@ -59,7 +59,14 @@ def _clicked(body: dict) -> tuple[str, int, int]:
     return user, int(match.group(1)), int(match.group(2))
 
 
-async def _authorise(services: Services, conn, run, user: str, *, stopping: bool = False) -> None:
+async def _authorise(
+    services: Services, conn, run, user: str, *, stopping: bool = False, action=None
+) -> None:
+    """Who may act on a stopped or running run.
+
+    Retry, Skip and Resume carry the approved rollback further, so they need someone who may
+    approve it (an allowed approver who took no part in requesting it). Abort and Cancel stop
+    it: any allowed approver may, and Cancel also the declarer."""
     incident = (
         await store.get_incident(conn, incident_id=run["incident_id"])
         if run["incident_id"]
@@ -70,9 +77,13 @@ async def _authorise(services: Services, conn, run, user: str, *, stopping: bool
         if approvers and user not in approvers and user != run["requested_by"]:
             raise Refusal("Only the runbook's approvers or whoever started the backup may decide.")
         return
+    rid = format_id(incident["id"])
     if stopping and user == incident["declared_by"]:
         return  # stopping is always allowed to the declarer
-    await may_approve(services, user=user, incident=incident)
+    if stopping or action is Action.ABORT:
+        await access.must_be_approver(services, user, f"stop {rid}'s rollback")
+        return
+    await access.may_decide(conn, services, user=user, incident=incident)
 
 
 async def decide(services: Services, *, body: dict, action: Action) -> str:
@@ -83,7 +94,7 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
         run = await run_store.get_run(conn, run_id=run_id)
         if run is None:
             raise Refusal("That run doesn't exist.")
-        await _authorise(services, conn, run, user)
+        await _authorise(services, conn, run, user, action=action)
         async with conn.transaction():
             if run["incident_id"]:
                 await store.lock_incident(conn, incident_id=run["incident_id"])
