@@ -76,7 +76,8 @@ class Policy:
     high_rollback_after: float = 7200.0  # seconds
     approval_expires_after: float = 1800.0  # seconds
     approvers: tuple[str, ...] = ()  # U…/W… users or S… user groups; empty: anyone but the declarer
-    declarers: tuple[str, ...] = ()  # empty: anyone
+    declarers: tuple[str, ...] = ()  # who may declare and escalate; empty: anyone
+    approvals_required: int = 1  # distinct approvers, none of them a requester
     postmortem_reminder_after: float = 86400.0  # seconds between post-mortem reminders
 
 

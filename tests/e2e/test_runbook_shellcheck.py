@@ -53,7 +53,7 @@ def test_warnings_name_the_runbook_line_and_the_check_still_passes(tmp_path):
         (17, "warning", "SC2115"),  # rm -rf "$target"/ may be rm -rf /: the script's 2nd line
         (17, "warning", "SC2154"),  # $target is never assigned
     ]
-    assert result.stdout.strip().endswith(f"{path}: ok (3 shellcheck warning(s))")
+    assert result.stdout.strip().endswith(f"{path}: ok, 3 warning(s)")
 
 
 def test_a_shellcheck_error_is_a_problem_at_its_line(tmp_path):
