@@ -188,6 +188,7 @@ async def test_packages_rollback_repairs_a_broken_package_json(sandbox):
 
 async def test_data_recovery_reloads_the_table_from_csv(sandbox):
     runbook = load_runbook(sandbox.runbook_path)
+    sandbox.start_app()  # the backup saves pm2's process list
     artifacts = await backup(sandbox, runbook)  # keeps the table's definition
     before = sandbox.snapshot()
     sandbox.psql("DELETE FROM wms_inventory_transaction WHERE id % 3 = 0;"
