@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import asyncpg
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, outbox, run_store, store
+from bot import blocks, outbox, restore_points, store
 from bot.incidents import Event, InvalidTransition, State, format_id
 from bot.outbox import slack_error_code
 from bot.services import Refusal, Services
@@ -66,18 +66,8 @@ async def request_approval(
         actor=actor,
         detail={"approval_id": approval["id"], "reason": reason, "scenario": scenario.key},
     )
-    refusal = None
-    if services.scenario_refusal is not None:
-        refusal = await services.scenario_refusal(conn, scenario)
-    text, request = blocks.approval_request(
-        incident,
-        approval,
-        scenario_title=scenario.title,
-        steps=[step.name for step in scenario.steps],
-        contacts=services.runbook.contacts.values(),
-        approvers=policy.approvers,
-        refusal=refusal,
-    )
+    approval = await restore_points.pin_default(conn, approval_id=approval["id"])
+    text, request = await request_message(conn, services, incident, approval)
     await outbox.post(
         conn,
         channel=incident["channel"],
@@ -95,6 +85,26 @@ async def request_approval(
         due_in=policy.approval_expires_after,
     )
     return [expiry]
+
+
+async def request_message(conn: asyncpg.Connection, services: Services, incident, approval):
+    """The approval request as it stands: steps, refusal, and its pinned restore point."""
+    scenario = services.runbook.scenario(approval["scenario"])
+    refusal = None
+    if services.scenario_refusal is not None:
+        refusal = await services.scenario_refusal(conn, scenario, approval["backup_run_id"])
+    text, request = blocks.approval_request(
+        incident,
+        approval,
+        scenario_title=scenario.title,
+        steps=[step.name for step in scenario.steps],
+        contacts=services.runbook.contacts.values(),
+        approvers=services.runbook.policy.approvers,
+        refusal=refusal,
+    )
+    section = await restore_points.request_section(conn, approval)
+    at = next((i for i, b in enumerate(request) if b["type"] == "actions"), len(request))
+    return text, request[:at] + section + request[at:]
 
 
 async def may_approve(services: Services, *, user: str, incident) -> None:
@@ -134,7 +144,7 @@ async def decide(services: Services, *, approval_id: int, user: str, approve: bo
         await may_approve(services, user=user, incident=incident)
         scenario = services.runbook.scenario(approval["scenario"])
         if approve and services.scenario_refusal is not None and scenario is not None:
-            refusal = await services.scenario_refusal(conn, scenario)
+            refusal = await services.scenario_refusal(conn, scenario, approval["backup_run_id"])
             if refusal is not None:
                 raise Refusal(f"This rollback can't start yet, so nothing was approved: {refusal}")
         async with conn.transaction():
@@ -177,7 +187,7 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         )
         return None
     scenario = services.runbook.scenario(approval["scenario"])
-    latest = await run_store.latest_backup(conn)  # the run restores from this backup, always
+    restore_point = approval["backup_run_id"]  # pinned at request time: restored, always
     run = await store.insert_run(
         conn,
         kind="rollback",
@@ -188,13 +198,14 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         incident_id=incident["id"],
         approval_id=approval["id"],
         scenario=approval["scenario"],
-        backup_run_id=latest[0]["id"] if latest else None,
+        backup_run_id=restore_point,
     )
     await thread_note(
         conn,
         incident,
         f"{blocks.mention(user)} approved the rollback "
-        f"(`{approval['scenario']}`, {run['total_steps']} steps). It is queued.",
+        f"(`{approval['scenario']}`, {run['total_steps']} steps, restoring "
+        f"{restore_points.restored(restore_point)}). It is queued.",
     )
     return run["id"]
 
@@ -203,6 +214,7 @@ async def _show_decision(conn, services: Services, incident, approval) -> None:
     text, decided = blocks.approval_decided(
         incident, approval, scenario_title=services.scenario_title(approval["scenario"])
     )
+    decided = decided + await restore_points.decided_section(conn, approval)
     key = approval_key(incident["id"], approval["id"])
     await outbox.update(conn, key=key, text=text, blocks=decided)
 
