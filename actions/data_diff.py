@@ -20,7 +20,6 @@ from actions.db_catalog import qualified, quote_ident, table_name, user_tables
 BUCKET_ROWS = 5000  # rows per bucket, about: what one fetch of a differing bucket returns
 SAMPLE = 10  # keys of each kind of difference kept for the report
 _INTEGER = ("smallint", "integer", "bigint")
-_TIMES = ("timestamp without time zone", "timestamp with time zone", "date")
 _TIME_NAMES = ("created_at", "inserted_at", "placed_at", "updated_at", "created", "timestamp")
 
 TABLE_COLUMNS = """
@@ -137,7 +136,7 @@ def _primary_key(columns: Sequence[asyncpg.Record]) -> list[str]:
 
 
 async def _newer(side: _Side, name: str, columns, since: datetime | None, result) -> None:
-    times = [c["name"] for c in columns if c["type"] in _TIMES]
+    times = [c["name"] for c in columns if c["type"].startswith("timestamp") or c["type"] == "date"]
     if not times or since is None:
         return
     column = next((c for c in _TIME_NAMES if c in times), times[0])
