@@ -80,7 +80,10 @@ async def test_every_kind_of_difference_is_counted_by_key(two_databases, monkeyp
     assert orders["samples"]["only_restored"] == ["11"]
     assert orders["columns_only_failed"] == ["wms"]
     assert (orders["timestamp_column"], orders["newer_than_backup"]) == ("created_at", 3)
-    assert tables["lines"]["only_failed"] == 1 and tables["lines"]["primary_key"] == ["order_id", "n"]
+    assert tables["lines"]["only_failed"] == 1 and tables["lines"]["primary_key"] == [
+        "order_id",
+        "n",
+    ]
     tags = tables["tags"]  # a text key: hashed buckets
     assert (tags["only_failed"], tags["changed"], tags["only_restored"]) == (1, 1, 0)
     notes = tables["notes"]  # no primary key: compared as a multiset of rows
@@ -92,8 +95,13 @@ async def test_every_kind_of_difference_is_counted_by_key(two_databases, monkeyp
     assert discarded.discarded_rows(result) == 3 + 1 + 1 + 2 + 4
     lines = discarded.table_lines(result)
     [orders_line] = [line for line in lines if line.startswith("orders: ")]
-    assert orders_line.startswith("orders: 3 rows only in the failed state (id 12001, 12002, 12003)")
-    assert "2 rows changed (id 7, 9000)" in orders_line and "columns dropped by the restore: wms" in orders_line
+    assert orders_line.startswith(
+        "orders: 3 rows only in the failed state (id 12001, 12002, 12003)"
+    )
+    assert (
+        "2 rows changed (id 7, 9000)" in orders_line
+        and "columns dropped by the restore: wms" in orders_line
+    )
     assert any("wms_stock: the table existed only in the failed state" in line for line in lines)
     assert "they are kept in the database K" in discarded.headline(result, kept="K")
 
