@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from urllib.parse import parse_qs
 
 import asyncpg
 
+from actions.render import TS_FORMAT
 from tests.e2e.harness import fetch, text_of
 from tests.e2e.test_sandbox_rollback import (
     APPROVER,
@@ -62,6 +64,25 @@ async def drop_kept(sandbox) -> None:
         await conn.close()
 
 
+async def next_second(dsn) -> None:
+    """Wait until the clock is past the latest run's `ts` second (each backup names its files
+    and branch by the second it started)."""
+    rows = await fetch(dsn, "select ts from runs order by id desc limit 1")
+
+    async def moved():
+        return not rows or datetime.now().strftime(TS_FORMAT) > rows[0]["ts"]
+
+    await until(moved, what="the next second")
+
+
+async def failed_steps(dsn) -> list:
+    """(name, message, output) of every failed step, for assertion messages."""
+    rows = await fetch(
+        dsn, "select name, message, output_tail from step_results where status = 'failed'"
+    )
+    return [tuple(r) for r in rows]
+
+
 def add_orders(sandbox, count: int) -> None:
     """Orders placed now (after the backup), as customers would during the integration."""
     sandbox.psql(
@@ -90,6 +111,15 @@ def request_message(fake) -> dict:
                     if element.get("action_id") == "rollback_approve":
                         return message
     raise AssertionError("no approval request")
+
+
+def message_at(fake, ts: str) -> dict:
+    """The incident-thread message posted at `ts`, as it stands now."""
+    for root in fake.messages(CHANNEL):
+        for message in fake.thread(CHANNEL, root["ts"]):
+            if message["ts"] == ts:
+                return message
+    raise AssertionError(f"no message at {ts}")
 
 
 async def wait_request(fake) -> dict:
