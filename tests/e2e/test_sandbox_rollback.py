@@ -144,7 +144,7 @@ async def test_full_rollback_restores_database_and_files_exactly_and_reports_eve
     )
     for step in steps:
         assert step["name"] in thread
-    assert "Verification: 4/4 checks passed" in thread
+    assert "Verification: 5/5 checks passed" in thread
     everything = str([c.args for c in fake.calls]) + str([r.body for r in fake.responses])
     for secret in sandbox.secrets:
         assert secret not in everything
