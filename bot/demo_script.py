@@ -203,14 +203,15 @@ async def play(stage: Stage, transcript: Transcript, watcher: Watcher, scenario:
         "2 · The WMS integration fails",
         "The demo breaks the sandbox as a failed integration would: orders changed "
         "and deleted, a table replaced,\na half-merged branch, uncommitted files, "
-        "a changed .env; meanwhile customers placed 3 orders.",
+        "a changed .env.",
     )
     await asyncio.to_thread(stage.sandbox.break_like_failed_integration)
-    await asyncio.to_thread(stage.sandbox.psql, ORDERS_DURING_INTEGRATION)  # lost by a restore
     outcome.counts["broken"] = await row_counts(stage)
     transcript.note(
         f"Rows of {stage.shop_db} the failure changed:\n" + _differences(outcome.counts)
     )
+    await asyncio.to_thread(stage.sandbox.psql, ORDERS_DURING_INTEGRATION)  # lost by a restore
+    transcript.note("Meanwhile customers placed 3 orders, which a database restore discards.")
 
     transcript.narrate("3 · @alice declares a CRITICAL incident")
     await people.command(ALICE, f"declare critical {scenario} WMS sync is corrupting orders")

@@ -216,6 +216,7 @@ class RunExecutor:
         if not rollback:
             problem = await data_facts.record_manifest(self.services, run, ctx)
             if problem is not None:
+                problem = masker_for(runbook.workdir).mask(problem)
                 reason = (
                     f"The backup's steps ran, but its manifest could not be recorded: {problem}"
                 )

@@ -150,3 +150,30 @@ async def test_backups_listing_before_any_backup_and_with_extra_words(start_bot,
                                      response_url=url)  # fmt: skip
     assert status == 200 and "Unexpected `now`" in body and "/rollback backups" in body
     assert await fetch(start_bot.dsn, "select 1 from runs") == []
+
+
+async def test_with_only_a_backup_taken_during_an_incident_the_request_pins_none(
+    start_bot, fake, tmp_path
+):
+    from tests.e2e import comms_support as comms
+
+    comms.write_comms_runbook(tmp_path)
+    bot = await start_bot(rewrite=False)
+    dsn = start_bot.dsn
+    await comms.command(bot, fake, "declare high database orders look odd")
+    await comms.wait_row(dsn, "select 1 from incidents")
+    await comms.command(bot, fake, "backup")
+    await comms.wait_row(dsn, "select 1 from runs where kind = 'backup' and state = 'succeeded'")
+    [backup] = await fetch(dsn, "select id, open_incidents from runs where kind = 'backup'")
+    assert backup["open_incidents"] == [1]
+    await comms.command(bot, fake, "escalate RB-1 critical database")
+    [(_value, ts)] = await fake.wait_for(lambda f: comms.buttons(f, "rollback_approve"), timeout=20)
+    [request] = [
+        m for root in fake.messages(comms.CHANNEL) for m in fake.thread(comms.CHANNEL, root["ts"])
+        if m["ts"] == ts
+    ]  # fmt: skip
+    said = text_of(request)
+    assert "*Restore point:* none. No completed backup was taken while no incident was open" in said
+    assert f"#{backup['id']} · " in said and "taken while RB-1 was open" in said
+    [approval] = await fetch(dsn, "select backup_run_id from approvals")
+    assert approval["backup_run_id"] is None
