@@ -2,9 +2,10 @@
 
 Per table, in SQL: rows are keyed by primary key (by the whole row when a table has none)
 and hashed (md5 of the columns both sides share); each side is summed per bucket of keys in
-one scan (`count`, sum of hash prefixes), and only buckets that differ are fetched, bucket by
-bucket, as (key, hash) pairs. No table is ever loaded whole into Python. The result is plain
-JSON-able data (see `actions.discarded` for what it means).
+one scan (`count`, sum of hash prefixes), and only buckets that differ are fetched, as (key,
+hash) pairs: an integer key's buckets are key ranges (read through its index, one by one),
+other keys' are hashes (read in batches of buckets, one scan per batch). No table is ever
+loaded whole into Python. The result is plain JSON-able data (`actions.discarded` says it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncpg
 from actions.db_catalog import qualified, quote_ident, table_name, user_tables
 
 BUCKET_ROWS = 5000  # rows per bucket, about: what one fetch of a differing bucket returns
+HASH_BATCH = 20  # differing hash buckets fetched per scan (about 100 000 rows)
 SAMPLE = 10  # keys of each kind of difference kept for the report
 _INTEGER = ("smallint", "integer", "bigint")
 _TIME_NAMES = ("created_at", "inserted_at", "placed_at", "updated_at", "created", "timestamp")
@@ -157,11 +159,16 @@ async def _diff_rows(
         key = "row(" + ", ".join(f"t.{quote_ident(c)}" for c in pk) + ")::text"
     else:
         key = row  # no primary key: a row is known by its content
-    if len(pk) == 1 and types[pk[0]] in _INTEGER:
-        bucket = f"(floor(t.{quote_ident(pk[0])}::numeric / {BUCKET_ROWS}))::bigint"
-    else:
+    ranged = len(pk) == 1 and types[pk[0]] in _INTEGER
+    if ranged:  # buckets are key ranges: a differing one is fetched through the key's index
+        column = f"t.{quote_ident(pk[0])}"
+        bucket = f"(floor({column}::numeric / {BUCKET_ROWS}))::bigint"
+        low, high = f"$1::bigint * {BUCKET_ROWS}", f"($1::bigint + 1) * {BUCKET_ROWS}"
+        where = f"{column} >= {low} and {column} < {high}"
+    else:  # buckets are hashes of the key: differing ones are fetched a batch per scan
         buckets = max(1, max(result["rows_failed"], result["rows_restored"]) // BUCKET_ROWS + 1)
         bucket = f"(('x' || substr(md5({key}), 1, 8))::bit(32)::bigint % {buckets})"
+        where = f"{bucket} = any($1::bigint[])"
     summary = (
         f"select {bucket} as b, count(*) as n, sum(('x' || substr({row}, 1, 15))::bit(60)::bigint)"
         f" as s from {{table}} t group by 1"
@@ -172,12 +179,13 @@ async def _diff_rows(
         summary.format(table=restored.sql_name(name)))}  # fmt: skip
     differing = sorted(b for b in sums_f.keys() | sums_r.keys() if sums_f.get(b) != sums_r.get(b))
     fetch = (
-        f"select {key} as k, {row} as h, count(*) as n from {{table}} t"
-        f" where {bucket} = $1 group by 1, 2"
+        f"select {key} as k, {row} as h, count(*) as n from {{table}} t where {where} group by 1, 2"
     )
-    for b in differing:
-        rows_f = await failed.conn.fetch(fetch.format(table=failed.sql_name(name)), b)
-        rows_r = await restored.conn.fetch(fetch.format(table=restored.sql_name(name)), b)
+    step = 1 if ranged else HASH_BATCH
+    for start in range(0, len(differing), step):
+        chosen = differing[start] if ranged else differing[start : start + step]
+        rows_f = await failed.conn.fetch(fetch.format(table=failed.sql_name(name)), chosen)
+        rows_r = await restored.conn.fetch(fetch.format(table=restored.sql_name(name)), chosen)
         _tally(rows_f, rows_r, keyed=bool(pk), result=result)
 
 

@@ -4,6 +4,7 @@ the thread, the notice, the checklist and the post-mortem (so all say the same t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -20,6 +21,7 @@ from bot.discarded_blocks import comparison_message
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+COMPARE_TIMEOUT = 3600  # seconds: a stuck database must not hold the rollback's end forever
 _FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError, RenderError)
 
 
@@ -76,9 +78,12 @@ async def compare_after_restore(
             since = await conn.fetchval(
                 "select started_at from runs where id = $1", run["backup_run_id"]
             )
-        result = await compare_databases(failed, restored, since=since)
+        async with asyncio.timeout(COMPARE_TIMEOUT):
+            result = await compare_databases(failed, restored, since=since)
     except discarded.CompareError as exc:
         error = str(exc)
+    except TimeoutError:
+        error = f"the comparison took longer than {COMPARE_TIMEOUT // 60} minutes and was stopped"
     except _FAILURES as exc:
         log.warning("run %s: data comparison failed: %s", run["id"], exc)
         error = masker.mask(f"{type(exc).__name__}: {exc}")

@@ -63,8 +63,12 @@ async def two_databases(pg_server_dsn):
         await conn.close()
 
 
-async def test_every_kind_of_difference_is_counted_by_key(two_databases, monkeypatch):
-    monkeypatch.setattr(data_diff, "BUCKET_ROWS", 1000)  # several buckets, most equal
+@pytest.mark.parametrize(("bucket_rows", "batch"), [(1000, 20), (10, 2)])
+async def test_every_kind_of_difference_is_counted_by_key(
+    two_databases, monkeypatch, bucket_rows, batch
+):
+    monkeypatch.setattr(data_diff, "BUCKET_ROWS", bucket_rows)  # several buckets, most equal
+    monkeypatch.setattr(data_diff, "HASH_BATCH", batch)
     failed, restored = two_databases
     conn = await asyncpg.connect(failed)
     await conn.execute(FAILED)
