@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from actions.model import (
     Scenario,
     Step,
 )
+from actions.quoting import placeholder_problems, psql_warnings
 from actions.render import template_problems
 from actions.runbook_data import manifest_check_problems, read_compare_data, read_manifest_dsn
 from actions.runbook_reader import (
@@ -67,20 +69,32 @@ def check_runbook(path: Path) -> list[Problem]:
     return _read(Path(path))[1]
 
 
+def inspect_runbook(path: Path) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) of the runbook at `path`: warnings alone don't stop it loading."""
+    _, problems, warnings = _read_all(Path(path))
+    return problems, warnings
+
+
 def _read(path: Path) -> tuple[Runbook | None, list[Problem]]:
+    runbook, problems, _ = _read_all(path)
+    return runbook, problems
+
+
+def _read_all(path: Path) -> tuple[Runbook | None, list[Problem], list[Problem]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         hint = "check the path (ROLLBACK_RUNBOOK or the file argument) and that it is readable"
-        return None, [Problem(path, 0, f"cannot read the runbook: {reason}; {hint}")]
+        return None, [Problem(path, 0, f"cannot read the runbook: {reason}; {hint}")], []
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        return None, [_syntax_problem(path, text, str(error))]
-    reader = Reader(path, key_lines(text))
+        return None, [_syntax_problem(path, text, str(error))], []
+    reader = Reader(path, key_lines(text), source=tuple(text.splitlines()))
     runbook = _Loader(reader).runbook(document)
-    return runbook, sorted(reader.problems, key=lambda problem: problem.line)
+    by_line = attrgetter("line")
+    return runbook, sorted(reader.problems, key=by_line), sorted(reader.warnings, key=by_line)
 
 
 def _syntax_problem(path: Path, text: str, message: str) -> Problem:
@@ -331,6 +345,16 @@ class _Loader:
             )
             for problem in found:
                 table.report(key, f"{key}: {problem}")
+            if key == "run" and not found:  # a bash script: where do its placeholders sit?
+                self.shell_quoting(table, template)
+
+    def shell_quoting(self, table: Table, script: str) -> None:
+        """Report placeholders bash would unquote (errors) and unguarded psql (warnings)."""
+        at = (*table.at, "run")
+        for line, message in placeholder_problems(script):
+            self.reader.report_in_string(at, line, table.where, f"run: {message}")
+        for line, message in psql_warnings(script):
+            self.reader.report_in_string(at, line, table.where, f"run: {message}", warning=True)
 
     def duplicates(
         self, parent: Table, key: KeyPath, suffix: KeyPath, what: str, names: dict[int, str]

@@ -11,8 +11,7 @@ from actions.runbook_reader import Table, kind_of
 
 COMPARE_KEYS = ("failed", "restored")
 COMPARE_EXAMPLE = (
-    'compare_data = { failed = "{{ vars.db_name }}_failed_{{ ts }}", '
-    'restored = "{{ vars.db_url }}" }'
+    'compare_data = { failed = "{{ failed_db }}", restored = "{{ vars.db_url }}" }'
 )
 
 
@@ -49,7 +48,8 @@ def read_compare_data(loader: Any, scenario: Table) -> CompareData | None:
             text = None
         fields[key] = text
     present = {k: v for k, v in fields.items() if v is not None}
-    loader.templates(table, present, artifacts=None, artifact=False)
+    # Rendered with the scenario's steps' context: {{ failed_db }}, {{ ts }}, {{ vars.X }}…
+    loader.templates(table, present, artifacts=loader.artifacts, artifact=False)
     if len(present) != 2:
         return None
     if not any(_looks_like_dsn(v) for v in present.values()):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from actions.model import Runbook
-from actions.runbook import RunbookError, check_runbook, load_runbook
+from actions.runbook import RunbookError, inspect_runbook, load_runbook
 from bot.settings import Settings, SettingsError, load_settings
 
 EXIT_PROBLEMS, EXIT_SETTINGS = 1, 2
@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="force HTTP mode")
     serve.add_argument("--port", type=int, help="HTTP port (default: $PORT or 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="HTTP bind address (default 0.0.0.0)")
+    serve.add_argument(
+        "--health-port",
+        type=int,
+        help="Socket Mode: answer GET /healthz on this port (default: $PORT if set, else none)",
+    )
     sub.add_parser(
         "start", help="serve when Slack is configured; otherwise say how, and show the demo"
     )
@@ -42,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse = sub.add_parser("rehearse", help="dry run: print each step's command, check backups")
     rehearse.add_argument("scenario")
     sub.add_parser("backup", help="run the runbook's backup steps now")
+    init = sub.add_parser("init", help="write a starter runbook.toml and .env.example into DIR")
+    init.add_argument("dir", nargs="?", type=Path, default=Path("."), help="default: here")
+    init.add_argument("--force", action="store_true", help="overwrite files already there")
     from bot.demo import add_arguments as demo_arguments
 
     demo_arguments(
@@ -72,7 +80,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "runbook":
-        return _check(args.file or settings.runbook_path)
+        return _check(args.file or find_runbook(settings))
+    if args.command == "init":
+        from bot.starter import StarterError, init
+
+        try:
+            print(init(args.dir, force=args.force))
+        except StarterError as error:
+            raise Stop(str(error)) from None
+        return 0
     if args.command == "migrate":
         applied = run_migrations(database_dsn(settings))
         print(
@@ -94,7 +110,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         http = args.http or not settings.socket_mode
         settings.require_serving(http=http)
-        runbook = load_or_stop(settings.runbook_path)
+        runbook = load_or_stop(find_runbook(settings))
         return serve(
             settings,
             runbook,
@@ -102,10 +118,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             http=http,
             host=args.host,
             port=args.port or settings.port,
+            health_port=args.health_port or (settings.port if settings.port_given else None),
         )
     from bot import offline
 
-    runbook = load_or_stop(settings.runbook_path)
+    runbook = load_or_stop(find_runbook(settings))
     if args.command == "rehearse":
         return offline.rehearse(settings, runbook, database_dsn(settings), args.scenario)
     return offline.backup(settings, runbook, database_dsn(settings))
@@ -142,14 +159,31 @@ def run_migrations(dsn: str) -> list[str]:
 
 
 def _check(path: Path) -> int:
-    problems = check_runbook(path)
-    for problem in problems:
+    problems, warnings = inspect_runbook(path)
+    for problem in sorted([*problems, *warnings], key=lambda found: found.line):
         print(problem)
+    noted = f", {len(warnings)} warning(s)" if warnings else ""
     if problems:
-        print(f"{len(problems)} problem(s) in {path}", file=sys.stderr)
+        print(f"{len(problems)} problem(s){noted} in {path}", file=sys.stderr)
         return EXIT_PROBLEMS
-    print(f"{path}: ok")
+    print(f"{path}: ok{noted}")  # warnings alone: the bot loads and runs this runbook
     return 0
+
+
+def find_runbook(settings: Settings) -> Path:
+    """ROLLBACK_RUNBOOK if set, else ./runbook.toml; Stop in one line when it isn't there."""
+    path = settings.runbook_path
+    if path.is_file():
+        return path
+    if settings.runbook_from_env:
+        raise Stop(
+            f"no runbook at {path} (ROLLBACK_RUNBOOK); fix the path, or write a starter one "
+            "with `rollback-bot init DIR`."
+        )
+    raise Stop(
+        f"no runbook.toml in {Path.cwd()} and ROLLBACK_RUNBOOK is not set; run "
+        "`rollback-bot init` to write a starter one here, or set ROLLBACK_RUNBOOK to yours."
+    )
 
 
 def load_or_stop(path: Path) -> Runbook:

@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from bot import packaged
 from bot.blocks import escape, mention, slack_time
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 Target = Literal["slack", "markdown", "canvas"]
 _TOKEN = re.compile("\ue000([0-9]+)\ue001")  # private-use characters: never in our text
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]()#+!|~{}])")
@@ -88,9 +88,11 @@ def _tokenise(value: Any, found: list[Any]) -> Any:
 
 
 @functools.cache
-def _environment() -> Environment:
+def _environment(runbook: Path | None) -> Environment:
+    # An operator's templates/ next to their runbook overrides the shipped ones, file by file.
+    folders = [runbook.parent / "templates"] if runbook is not None else []
     return Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=FileSystemLoader([*folders, packaged.templates()]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -99,10 +101,15 @@ def _environment() -> Environment:
     )
 
 
-def render(template: str, context: Mapping[str, Any], *, target: Target) -> str:
-    """The template rendered for `target`; Slack gets mrkdwn, the others Markdown."""
+def render(
+    template: str, context: Mapping[str, Any], *, target: Target, runbook: Path | None = None
+) -> str:
+    """The template rendered for `target`; Slack gets mrkdwn, the others Markdown.
+
+    `runbook`: the runbook's path; a `templates/` folder beside it overrides the shipped ones.
+    """
     values: list[Any] = []
-    text = _environment().get_template(template).render(_tokenise(context, values))
+    text = _environment(runbook).get_template(template).render(_tokenise(context, values))
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     if target == "slack":
         text = to_mrkdwn(text)

@@ -43,7 +43,8 @@ def step_environment() -> dict[str, str]:
 
 def masker_for(workdir: Path) -> Masker:
     """Mask the bot's secrets and every value in the project's `.env` files and their copies."""
-    env_files = [*workdir.glob(".env*"), *(workdir / "backup").glob(".env*")]
+    # Copies live in each backup's folder and each rollback's failed-state folder, at any depth.
+    env_files = [*workdir.glob(".env*"), *(workdir / "backup").rglob(".env*")]
     own = [os.environ[k] for k in _BOT_SECRETS if os.environ.get(k)]
     return Masker(own).with_env_files(env_files)
 
@@ -155,6 +156,7 @@ class RunExecutor:
             date=run["ts"][:8],
             backup=backup,
             incident_id=format_id(run["incident_id"]) if run["incident_id"] else None,
+            run_id=run["id"],
         )
         try:
             prepared = prepare_steps(runbook, steps, ctx)

@@ -63,7 +63,8 @@ async def notice_data(conn: asyncpg.Connection, *, run_id: int) -> dict:
 
 async def notice_text(conn: asyncpg.Connection, services: Services, incident, run) -> str:
     """The notice as Slack mrkdwn."""
-    return render(TEMPLATE, await notice_context(conn, services, incident, run), target="slack")
+    context = await notice_context(conn, services, incident, run)
+    return render(TEMPLATE, context, target="slack", runbook=services.runbook.path)
 
 
 def _fallback(services: Services) -> str:

@@ -45,8 +45,9 @@ async def _documents(services: Services, incident_id: int) -> tuple[dict, str, s
     async with services.pool.acquire() as conn:
         incident = await store.get_incident(conn, incident_id=incident_id)
         context = await postmortem_context(conn, services, incident)
-    markdown = render(TEMPLATE, context, target="markdown")
-    return dict(incident), markdown, render(TEMPLATE, context, target="canvas")
+    markdown = render(TEMPLATE, context, target="markdown", runbook=services.runbook.path)
+    canvas = render(TEMPLATE, context, target="canvas", runbook=services.runbook.path)
+    return dict(incident), markdown, canvas
 
 
 async def create(services: Services, *, incident_id: int, run_id: int | None, actor: str) -> str:

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
+from actions.masking import MASK
 from actions.plan import rehearse as dry_run
 from actions.render import RenderContext
 from bot import blocks, outbox, run_blocks, run_store, store
 from bot.approvals import may_approve, refresh_root, thread_note
+from bot.executor import masker_for
 from bot.guard import answer_safely
 from bot.ids import Action
 from bot.incidents import CLOSED_STATES, Event, format_id
@@ -203,16 +205,19 @@ async def rehearsal_text(services: Services, scenario_key: str) -> tuple[str, bo
     backup = {name: rec.reference for name, (rec, _) in (latest[1] if latest else {}).items()}
     ctx = RenderContext.at(runbook, datetime.now(UTC), incident_id="RB-0", backup=backup)
     report = dry_run(runbook, runbook.scenario(scenario_key), ctx, latest[1] if latest else None)
+    # Rendered commands hold the values of [vars]: masked like any step's output. A program
+    # name the masked command no longer shows was read from a secret: it is masked too.
+    masker = masker_for(runbook.workdir)
     lines = [f"Rehearsal of `{scenario_key}` — {report.scenario.title}. Nothing was run."]
     for n, step in enumerate(report.steps, 1):
-        missing = (
-            f"  (not on PATH: {', '.join(step.missing_programs)})" if step.missing_programs else ""
-        )
-        lines.append(f"{n}. {step.name}{missing}")
-        lines.append(step.problem or step.command)
+        command = masker.mask(step.problem or step.command)
+        names = [p if p in command else MASK for p in step.missing_programs]
+        missing = f"  (not on PATH: {', '.join(dict.fromkeys(names))})" if names else ""
+        lines.append(masker.mask(f"{n}. {step.name}{missing}"))
+        lines.append(command)
     lines.append(f"Backup: {report.backup_problem or 'the artifacts it needs are intact'}")
     lines.append("Result: PASSED" if report.passed else "Result: problems found (see above)")
-    return "\n".join(lines), report.passed
+    return masker.mask("\n".join(lines)), report.passed
 
 
 async def rehearse_command(services: Services, parsed, *, user: str, channel: str) -> str:

@@ -30,12 +30,14 @@ class Settings:
     database_url: str | None
     data_dir: Path
     runbook_path: Path
+    runbook_from_env: bool  # ROLLBACK_RUNBOOK was set (else runbook_path is ./runbook.toml)
     port: int
     slack_min_interval: float  # seconds between two messages the bot posts to one channel
     sync_interval: float  # how often each process looks for work other processes left
     run_lease: float  # a run whose process stops renewing this lease is taken as interrupted
     shutdown_grace: float  # on SIGTERM, how long the current step may take to finish
     log_level: str
+    port_given: bool = False  # PORT was set (Socket Mode then answers /healthz on it)
 
     @property
     def socket_mode(self) -> bool:
@@ -70,13 +72,20 @@ def load_settings(
     return Settings(
         slack_bot_token=_prefixed(get, "SLACK_BOT_TOKEN", "xoxb-", "a bot token starting xoxb-"),
         slack_signing_secret=get("SLACK_SIGNING_SECRET"),
-        slack_app_token=_prefixed(get, "SLACK_APP_TOKEN", "xapp-", "an app token starting xapp-"),
+        slack_app_token=_prefixed(
+            get,
+            "SLACK_APP_TOKEN",
+            "xapp-",
+            "an app-level token starting xapp- (Basic Information → App-Level Tokens; "
+            "the xoxb- bot token goes in SLACK_BOT_TOKEN)",
+        ),
         slack_api_url=_api_url(get("SLACK_API_URL") or "https://slack.com/api/"),
         database_url=_database_url(get("DATABASE_URL")),
         data_dir=Path(
             get("ROLLBACK_DATA_DIR") or Path.home() / ".local/share/rollback-bot"
         ).expanduser(),
         runbook_path=Path(get("ROLLBACK_RUNBOOK") or "runbook.toml").expanduser(),
+        runbook_from_env=get("ROLLBACK_RUNBOOK") is not None,
         port=_number(get, "PORT", 3000, int, 1, 65535, "a TCP port number (1-65535)"),
         slack_min_interval=_number(
             get, "ROLLBACK_SLACK_MIN_INTERVAL", 1.0, float, 0.0, 60.0, "seconds, 0-60"
@@ -85,6 +94,7 @@ def load_settings(
         run_lease=_number(get, "ROLLBACK_RUN_LEASE", 30.0, float, 1.0, 3600.0, "seconds"),
         shutdown_grace=_number(get, "ROLLBACK_SHUTDOWN_GRACE", 25.0, float, 0.0, 3600.0, "seconds"),
         log_level=_log_level(get("ROLLBACK_LOG_LEVEL") or "INFO"),
+        port_given=get("PORT") is not None,
     )
 
 

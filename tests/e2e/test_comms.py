@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from bot.comms_render import document_time
 from tests.e2e.comms_support import (
     APPROVER,
@@ -82,22 +84,39 @@ async def test_next_attempt_date_appears_when_the_notice_is_posted_again(start_b
     bot = await start_bot(rewrite=False)
     await roll_back(bot, fake, start_bot.dsn, summary="migration broke")
     await fake.wait_for(lambda f: all(posts_to(f, c) for c in NOTICE_CHANNELS), timeout=20)
-    preview = await answer(fake, await command(bot, fake, "notice RB-1 next 2026-12-01"))
-    assert "Next attempt scheduled: 2026-12-01" in text_of(preview)
+    notices = {c: posts_to(fake, c)[0] for c in NOTICE_CHANNELS}
+    # A date that no other message can carry: a year from today, whatever today is.
+    next_attempt = (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
+    preview = await answer(fake, await command(bot, fake, f"notice RB-1 next {next_attempt}"))
+    assert f"Next attempt scheduled: {next_attempt}" in text_of(preview)
     [action] = [b for b in preview["blocks"] if b["type"] == "actions"]
     value = action["elements"][0]["value"]
     clicked = await click(bot, fake, "UCOMMS001", "notice_post", value)
     assert "updated in <#CNOTICE01>, <#CNOTICE02>" in (await answer(fake, clicked))["text"]
 
-    def updated(f):
-        return [c for c in f.calls_to("chat.update") if "2026-12-01" in text_of(c.args)]
+    def notice_edits(f) -> list[dict]:
+        """Accepted chat.update calls that edit one of the notices posted above."""
+        return [
+            c.args
+            for c in f.calls_to("chat.update")
+            if c.ok
+            and c.args["channel"] in notices
+            and c.args["ts"] == _ts_of(f, notices[c.args["channel"]])
+        ]
 
-    await fake.wait_for(lambda f: len(updated(f)) == 2, timeout=20)
+    await fake.wait_for(lambda f: {e["channel"] for e in notice_edits(f)} == set(notices), 30)
     for channel in NOTICE_CHANNELS:
         assert len(posts_to(fake, channel)) == 1  # edited, never posted twice
-        assert "2026-12-01" in text_of(fake.messages(channel)[0])
+        [shown] = fake.messages(channel)
+        assert f"Next attempt scheduled: {next_attempt}" in text_of(shown)
     rows = await fetch(start_bot.dsn, "select next_attempt from incidents")
-    assert str(rows[0]["next_attempt"]) == "2026-12-01"
+    assert str(rows[0]["next_attempt"]) == next_attempt
+
+
+def _ts_of(fake, posted_args: dict) -> str:
+    """The ts Slack gave the message that was posted with these chat.postMessage arguments."""
+    [call] = [c for c in fake.calls_to("chat.postMessage") if c.args is posted_args]
+    return call.response["ts"]
 
 
 async def test_failed_verification_makes_no_claims_and_the_postmortem_falls_back_to_a_file(
@@ -176,8 +195,11 @@ async def test_resolving_brings_the_postmortem_canvas_up_to_date(start_bot, fake
     [canvas] = fake.canvases.values()
     assert "not resolved when this document was written" in canvas["document_content"]["markdown"]
     await command(bot, fake, "resolve RB-1 restored and verified")
-    await fake.wait_for(lambda f: f.calls_to("canvases.edit"), timeout=20)
-    resolved = (await fetch(start_bot.dsn, "select resolved_at from incidents"))[0]["resolved_at"]
-    markdown = canvas["document_content"]["markdown"]
-    assert f"**Resolution Time**: {document_time(resolved)}" in markdown
+    [row] = await wait_row(
+        start_bot.dsn, "select resolved_at from incidents where resolved_at is not null"
+    )
+    expected = f"**Resolution Time**: {document_time(row['resolved_at'])}"
+    # The canvas is edited in place once the resolution is stored (the call is recorded on
+    # arrival, so wait for the edit's effect, not for the call).
+    await fake.wait_for(lambda f: expected in canvas["document_content"]["markdown"], timeout=20)
     assert len(fake.canvases) == 1  # updated in place, not created again

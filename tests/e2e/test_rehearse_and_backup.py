@@ -44,13 +44,13 @@ async def test_command_line_rehearsal_fails_without_a_backup_and_passes_after_on
     backup = cli(sandbox, fresh_database, "backup")
     assert backup.returncode == 0, backup.stdout + backup.stderr
     assert "backup completed" in backup.stdout
-    artifacts = await fetch(fresh_database, "select name, size, sha256 from artifacts")
+    artifacts = await fetch(fresh_database, "select name, path, size, sha256 from artifacts")
     assert {"db_dump", "env_file"} <= {a["name"] for a in artifacts}
     after = cli(sandbox, fresh_database, "rehearse", "full")
     assert after.returncode == 0, after.stdout
     assert "Result: PASSED" in after.stdout
     dump = next(a for a in artifacts if a["name"] == "db_dump")
-    assert "backup/db_backup_" in after.stdout
+    assert f"backup/{dump['path'].split('/')[1]}/db_backup_" in after.stdout  # its own folder
     assert dump["size"] > 0
     passed = await fetch(
         fresh_database, "select detail from events where kind = 'rehearsal_passed'"

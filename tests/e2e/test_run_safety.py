@@ -66,8 +66,9 @@ async def test_a_process_that_lost_its_run_cannot_record_another_step(fresh_data
     await migrate(fresh_database)
     conn = await asyncpg.connect(fresh_database)
     try:
+        ts = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
         run = await store.insert_run(
-            conn, kind="backup", channel="", requested_by="U1", ts="20261124_000000", total_steps=2
+            conn, kind="backup", channel="", requested_by="U1", ts=ts, total_steps=2
         )
         mine = await run_store.claim_run(conn, run_id=run["id"], owner="me", lease=30)
         assert mine is not None

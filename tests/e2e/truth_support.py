@@ -19,25 +19,18 @@ from tests.e2e.test_sandbox_rollback import (
 )
 from tests.slack_requests import _payload_body, block_actions_body
 
-# The restore step keeps the failed database by renaming it (what the shipped scenarios do
-# once the failed-state copies land), so `compare_data` has a database to compare.
-DROP = "dropdb --if-exists {{ vars.db_name }}\n"
-KEEP = (
-    "psql -v ON_ERROR_STOP=1 -d postgres -v old={{ vars.db_name }} "
-    "-v new={{ vars.db_name }}_failed_{{ ts }} <<'SQL'\n"
-    'ALTER DATABASE :"old" RENAME TO :"new";\n'
-    "SQL\n"
+RESTORE = (
+    "psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d {{ vars.db_name }} "
+    "< {{ backup.db_dump }}\n"
 )
-RESTORE = "psql -d {{ vars.db_name }} < {{ backup.db_dump }}\n"
 
 
 def write_keeping_runbook(sandbox, *, incomplete: bool = False):
-    """The sandbox's runbook whose database restore keeps the failed database (renamed);
+    """The sandbox's runbook (whose steps keep the failed database, renamed to {{ failed_db }});
     `incomplete`: the restore then drops audit_log, as a restore that failed half-way would."""
     path = sandbox.write_runbook(notice_channels=[NOTICE], contacts={"on_call": "UONCALL01"})
     text = path.read_text()
-    assert DROP in text and RESTORE in text
-    text = text.replace(DROP, KEEP)
+    assert RESTORE in text
     if incomplete:
         text = text.replace(
             RESTORE, RESTORE + "psql -d {{ vars.db_name }} -c 'DROP TABLE audit_log'\n"
