@@ -196,7 +196,7 @@ def _tally(rows_f, rows_r, *, keyed: bool, result: dict[str, Any]) -> None:
         for r in rows:
             side.setdefault(r["k"], {})[r["h"]] = r["n"]
     samples = result["samples"]
-    for key in sorted(side_f.keys() | side_r.keys()):
+    for key in sorted(side_f.keys() | side_r.keys(), key=_in_key_order):
         f, r = side_f.get(key, {}), side_r.get(key, {})
         if keyed:
             kind = "only_failed" if not r else "only_restored" if not f else None
@@ -209,3 +209,9 @@ def _tally(rows_f, rows_r, *, keyed: bool, result: dict[str, Any]) -> None:
         extra = sum(f.values()) - sum(r.values())
         result["only_failed"] += max(0, extra)
         result["only_restored"] += max(0, -extra)
+
+
+def _in_key_order(key: str) -> tuple[int, int, str]:
+    """Integer keys in numeric order (so samples read 9, 10, 11), any other key as text."""
+    digits = key[1:] if key.startswith("-") else key
+    return (0, int(key), "") if digits.isdigit() else (1, 0, key)

@@ -56,11 +56,7 @@ async def test_a_backup_taken_during_the_incident_is_labelled_and_not_restored_u
         assert f"backup #{bad}, taken" in listing and "taken while RB-1 was open" in listing
         [bad_line] = [line for line in listing.splitlines() if f"backup #{bad}," in line]
         [good_line] = [line for line in listing.splitlines() if f"backup #{good}," in line]
-        # Until each backup writes under its own folder, the second backup overwrites the
-        # first's fixed-path package copies, and the listing says so (by size and mtime).
-        assert "*completed*; files intact (size and mtime)" in good_line or (
-            "*completed*; NOT intact: package_json modified, package_lock modified" in good_line
-        )
+        assert "*completed*; files intact (size and mtime)" in good_line
         assert "the default restore point" in good_line and "default" not in bad_line
         assert "RB-1" not in good_line
 
