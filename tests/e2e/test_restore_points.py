@@ -4,10 +4,11 @@ approver, listed; and every bad choice refused without changing anything."""
 from __future__ import annotations
 
 from tests.e2e.harness import fetch, text_of
-from tests.e2e.test_sandbox_rollback import CHANNEL, DECLARER, take_backup
+from tests.e2e.test_sandbox_rollback import CHANNEL, DECLARER
 from tests.e2e.truth_support import (
     add_orders,
     approve,
+    backup,
     choose_backup,
     declare,
     drop_kept,
@@ -38,7 +39,7 @@ async def test_a_backup_taken_during_the_incident_is_labelled_and_not_restored_u
 ):
     try:
         bot = await start_keeping(start_bot, sandbox)
-        await take_backup(bot, fake, start_bot.dsn)
+        await backup(bot, fake, start_bot.dsn)
         clean = order_count(sandbox)
         add_orders(sandbox, 4)  # the failed state
         await declare(bot, fake)
@@ -48,7 +49,7 @@ async def test_a_backup_taken_during_the_incident_is_labelled_and_not_restored_u
         assert "(the default)" in text_of(request)
 
         await next_second(start_bot.dsn)
-        await take_backup(bot, fake, start_bot.dsn)  # someone backs up the broken state
+        await backup(bot, fake, start_bot.dsn)  # someone backs up the broken state
         bad = (await backup_ids(start_bot.dsn))[-1]
         [row] = await fetch(start_bot.dsn, "select open_incidents from runs where id = $1", bad)
         assert row["open_incidents"] == [1]
@@ -86,11 +87,11 @@ async def test_an_approver_chooses_an_older_backup_and_exactly_that_one_is_resto
 ):
     try:
         bot = await start_keeping(start_bot, sandbox)
-        await take_backup(bot, fake, start_bot.dsn)
+        await backup(bot, fake, start_bot.dsn)
         oldest = order_count(sandbox)
         add_orders(sandbox, 5)
         await next_second(start_bot.dsn)
-        await take_backup(bot, fake, start_bot.dsn)
+        await backup(bot, fake, start_bot.dsn)
         older, newer = await backup_ids(start_bot.dsn)
         add_orders(sandbox, 2)
         await declare(bot, fake)

@@ -6,10 +6,11 @@ import json
 
 from tests.e2e.comms_support import wait_row
 from tests.e2e.harness import fetch, text_of
-from tests.e2e.test_sandbox_rollback import take_backup, until
+from tests.e2e.test_sandbox_rollback import until
 from tests.e2e.truth_support import (
     add_orders,
     approve,
+    backup,
     declare,
     discarded_message,
     drop_kept,
@@ -26,7 +27,7 @@ async def test_orders_written_after_the_backup_are_named_in_thread_postmortem_an
 ):
     try:
         bot = await start_keeping(start_bot, sandbox)
-        await take_backup(bot, fake, start_bot.dsn)
+        await backup(bot, fake, start_bot.dsn)
         before = order_count(sandbox)
         add_orders(sandbox, 3)
         sandbox.psql("UPDATE orders SET status = 'wms_hold' WHERE id IN (9, 18);")
@@ -78,7 +79,7 @@ async def test_orders_written_after_the_backup_are_named_in_thread_postmortem_an
 async def test_a_rollback_that_discards_nothing_says_no_data_was_lost(start_bot, fake, sandbox):
     try:
         bot = await start_keeping(start_bot, sandbox)
-        await take_backup(bot, fake, start_bot.dsn)
+        await backup(bot, fake, start_bot.dsn)
         sandbox.psql(
             "ALTER TABLE orders ADD COLUMN wms_sync_status text;"
             "UPDATE orders SET status = 'wms_hold' WHERE id % 50 = 0;"
@@ -105,7 +106,7 @@ async def test_the_manifest_check_names_the_table_an_incomplete_restore_left_out
 ):
     try:
         bot = await start_keeping(start_bot, sandbox, incomplete=True)
-        await take_backup(bot, fake, start_bot.dsn)
+        await backup(bot, fake, start_bot.dsn)
         [manifest] = await fetch(start_bot.dsn, "select * from backup_manifests")
         assert {t["name"] for t in json.loads(manifest["tables"])} >= {"orders", "audit_log"}
         await declare(bot, fake)

@@ -57,6 +57,21 @@ async def drop_kept(sandbox) -> None:
         await conn.close()
 
 
+async def backup(bot, fake, dsn) -> int:
+    """Take one more backup and wait until it succeeded; its run id."""
+    before = await fetch(dsn, "select count(*) from runs where kind = 'backup'")
+    await bot.command("backup", user=DECLARER, channel=CHANNEL, response_url=fake.response_url())
+
+    async def done():
+        rows = await fetch(dsn, "select id, state from runs where kind = 'backup' order by id")
+        if len(rows) <= before[0]["count"]:
+            return None
+        assert rows[-1]["state"] in ("queued", "running", "succeeded"), await failed_steps(dsn)
+        return rows[-1]["state"] == "succeeded" and rows[-1]["id"]
+
+    return await until(done, timeout=120, what="the backup")
+
+
 async def next_second(dsn) -> None:
     """Wait until the clock is past the latest run's `ts` second (each backup names its files
     and branch by the second it started)."""
