@@ -147,7 +147,7 @@ async def test_full_rollback_restores_database_and_files_exactly_and_reports_eve
     )
     for step in steps:
         assert step["name"] in thread
-    assert "Verification: 4/4 checks passed" in thread
+    assert "Verification: 5/5 checks passed" in thread
     assert f"Kept the failed state in {kept}" in thread  # the thread says where
     assert f"Kept the failed database as {sandbox.db_name}_failed_{rollback['ts']}" in thread
     everything = str([c.args for c in fake.calls]) + str([r.body for r in fake.responses])
