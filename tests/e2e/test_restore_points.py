@@ -3,7 +3,7 @@ approver, listed; and every bad choice refused without changing anything."""
 
 from __future__ import annotations
 
-from tests.e2e.harness import fetch, text_of
+from tests.e2e.harness import ack_body, fetch, outcome, text_of
 from tests.e2e.test_sandbox_rollback import CHANNEL, DECLARER
 from tests.e2e.truth_support import (
     add_orders,
@@ -29,9 +29,11 @@ async def backup_ids(dsn) -> list[int]:
 
 
 async def command_answer(bot, fake, text: str, user: str = DECLARER) -> str:
+    """The command's answer: its acknowledgement (or, when still working, the response URL)."""
     url = fake.response_url()
-    await bot.command(text, user=user, channel=CHANNEL, response_url=url)
-    return await response(fake, url)
+    status, reply = await bot.command(text, user=user, channel=CHANNEL, response_url=url)
+    assert status == 200, reply
+    return (await outcome(fake, ack_body(reply), url))["text"]
 
 
 async def test_a_backup_taken_during_the_incident_is_labelled_and_not_restored_unless_chosen(
