@@ -22,6 +22,7 @@ from actions.model import (
 )
 from actions.quoting import placeholder_problems, psql_warnings
 from actions.render import template_problems
+from actions.runbook_data import manifest_check_problems, read_compare_data, read_manifest_dsn
 from actions.runbook_reader import (
     CHANNEL_ID,
     USER_ID,
@@ -40,8 +41,8 @@ POLICY_KEYS = ("high_rollback_after", "approval_expires_after", "approvers", "de
 POLICY_KEYS += ("postmortem_reminder_after", "approvals_required")
 STEP_KEYS = ("name", "run", "timeout", "workdir", "continue_on_error", "checklist")
 ARTIFACT_KEYS = ("name", "path", "value")
-SCENARIO_KEYS = ("key", "title", "trigger", "step")
-CHECK_KEYS = ("name", "run", "http", "sql", "dsn", "expect", "timeout", "workdir")
+SCENARIO_KEYS = ("key", "title", "trigger", "step", "compare_data")
+CHECK_KEYS = ("name", "run", "http", "sql", "manifest", "dsn", "expect", "timeout", "workdir")
 CHECKLIST_KEYS = ("pre", "during", "post")
 _SCENARIO_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # usable as `{{ vars.NAME }}` / `{{ backup.NAME }}`
@@ -120,6 +121,7 @@ class _Loader:
         self.project_keys: set[str] = set()
         self.checklists: dict[str, tuple[str, ...]] = {}
         self.artifacts: list[str] = []
+        self.manifest_dsn: str | None = None
 
     def runbook(self, document: dict[str, Any]) -> Runbook:
         top = Table(self.reader, document, (), "")
@@ -140,7 +142,8 @@ class _Loader:
         self.project_keys = set(project_values)
         self.checklists = self.read_checklists(top.table("checklists", "[checklists]"))
         backup = top.table("backup", "[backup]")
-        backup.known(("step",))
+        backup.known(("step", "manifest_dsn"))
+        self.manifest_dsn = read_manifest_dsn(self, backup)
         backup_steps = self.read_steps(backup, "backup step", backup=True)
         artifacts = {i: step.artifact.name for i, step in enumerate(backup_steps) if step.artifact}
         self.artifacts = list(artifacts.values())
@@ -161,6 +164,7 @@ class _Loader:
             vars=self.vars,
             project=project_values,
             backup_steps=tuple(backup_steps),
+            manifest_dsn=self.manifest_dsn,
             scenarios=tuple(scenarios),
             checks=tuple(
                 self.read_check(verify, i, data)
@@ -240,6 +244,7 @@ class _Loader:
             table.text("trigger") or "",
             tuple(steps),
             self.reader.line(table.at),
+            read_compare_data(self, table),
         )
 
     def read_steps(self, parent: Table, prefix: str, backup: bool) -> list[Step]:
@@ -305,11 +310,11 @@ class _Loader:
             self.reader, data, ("verify", "check", index), _named("verify check", index, data)
         )
         table.known(CHECK_KEYS)
-        kinds = [kind for kind in ("run", "http", "sql") if kind in data]
+        manifest = manifest_check_problems(table, data, self.manifest_dsn)
+        kinds = [kind for kind in ("run", "http", "sql", "manifest") if kind in data]
         if len(kinds) != 1:
-            table.report(
-                None, f"needs exactly one of run, http or sql (found: {', '.join(kinds) or 'none'})"
-            )
+            found = ", ".join(kinds) or "none"
+            table.report(None, f"needs exactly one of run, http, sql or manifest (found: {found})")
         fields = {key: table.text(key) for key in ("run", "http", "sql", "dsn", "expect")}
         templates = {key: fields[key] for key in ("run", "http", "sql")}
         self.templates(table, templates, artifacts=self.artifacts, artifact=False)
@@ -318,6 +323,7 @@ class _Loader:
             timeout=table.duration("timeout", DEFAULT_CHECK_TIMEOUT),
             workdir=table.text("workdir"),
             line=self.reader.line(table.at),
+            manifest=manifest and data.get("manifest") is True,
             **fields,
         )
 

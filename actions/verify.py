@@ -1,4 +1,4 @@
-"""Post-rollback verification: `run`, `http` and `sql` checks, each reported as a CheckEnded."""
+"""Post-rollback verification: `run`, `http`, `sql` and `manifest` checks, each a CheckEnded."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from actions.db_catalog import read_manifest
 from actions.events import CheckEnded, EventSink, utc_now
+from actions.manifest import Manifest, compare_manifests, describe
 from actions.masking import Masker
 from actions.model import Check
 from actions.runner import PreparedStep, execute_step
@@ -33,13 +35,17 @@ async def run_check(
     masker: Masker,
     default_dsn: str | None = None,
     env: Mapping[str, str] | None = None,
+    manifest: Manifest | None = None,
 ) -> CheckEnded:
-    """Run one check (`rendered` is its script, URL or query) and say whether it passed."""
+    """Run one check (`rendered` is its script, URL or query) and say whether it passed.
+
+    A `manifest` check compares the database with `manifest`, the restored backup's."""
     started = utc_now()
     kinds: dict[str, Callable[[], Awaitable[Outcome]]] = {
         "run": lambda: _run(check, rendered, _check_workdir(check, Path(workdir)), masker, env),
         "http": lambda: _http(check, rendered),
         "sql": lambda: _sql(check, rendered, check.dsn or default_dsn),
+        "manifest": lambda: _manifest(check, check.dsn or default_dsn, manifest),
     }
     try:
         passed, detail = await kinds[check.kind]()
@@ -57,6 +63,7 @@ async def run_checks(
     on_event: EventSink,
     default_dsn: str | None = None,
     env: Mapping[str, str] | None = None,
+    manifest: Manifest | None = None,
 ) -> list[CheckEnded]:
     """Run (check, rendered text) pairs in order, awaiting `on_event` with each CheckEnded."""
     results = []
@@ -68,6 +75,7 @@ async def run_checks(
             masker=masker,
             default_dsn=default_dsn,
             env=env,
+            manifest=manifest,
         )
         await on_event(ended)
         results.append(ended)
@@ -119,6 +127,25 @@ async def _sql(check: Check, query: str, dsn: str | None) -> Outcome:
             return await _query(dsn, query, check.expect)
     except TimeoutError:
         return False, f"no answer from the database within {check.timeout:g}s"
+
+
+async def _manifest(check: Check, dsn: str | None, manifest: Manifest | None) -> Outcome:
+    if manifest is None:
+        return False, (
+            "the restored backup has no manifest (taken before `[backup] manifest_dsn` was set, "
+            "or not recorded): nothing to compare with; take a new backup"
+        )
+    if not dsn:
+        return False, "no database to compare: give the check a `dsn` or set vars.db_url"
+    try:
+        async with asyncio.timeout(check.timeout):
+            actual = await read_manifest(dsn)
+    except TimeoutError:
+        return False, f"the database was not described within {check.timeout:g}s"
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        return False, f"could not read the database: {reason}"
+    return describe(compare_manifests(manifest, actual), manifest)
 
 
 async def _query(dsn: str, query: str, expect: str | None) -> Outcome:

@@ -68,3 +68,14 @@ async def claim_if_enough(
         approval_id,
         user,
     )
+
+
+async def clear_votes(conn: asyncpg.Connection, *, approval_id: int) -> list[str]:
+    """Withdraw every vote on a pending request (its restore point changed); who had voted."""
+    rows = await conn.fetch(
+        "delete from approval_votes v using approvals a"
+        " where v.approval_id = $1 and a.id = v.approval_id and a.state = 'pending'"
+        " returning v.user_id",
+        approval_id,
+    )
+    return sorted(r["user_id"] for r in rows)

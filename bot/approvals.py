@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from bot import access, approval_store, blocks, outbox, run_store, store
+from bot import access, approval_store, blocks, outbox, restore_points, store
 from bot.incidents import Event, InvalidTransition, State, format_id
 from bot.services import Refusal, Services
 
@@ -65,7 +65,8 @@ async def request_approval(
         actor=actor,
         detail={"approval_id": approval["id"], "reason": reason, "scenario": scenario.key},
     )
-    text, request = await _request_blocks(conn, services, incident, approval, approved_by=[])
+    approval = await restore_points.pin_default(conn, approval_id=approval["id"])
+    text, request = await request_message(conn, services, incident, approval)
     await outbox.post(
         conn,
         channel=incident["channel"],
@@ -85,25 +86,27 @@ async def request_approval(
     return [expiry]
 
 
-async def _request_blocks(
-    conn: asyncpg.Connection, services: Services, incident, approval, *, approved_by: list[str]
+async def request_message(
+    conn: asyncpg.Connection, services: Services, incident, approval, *, approved_by=()
 ) -> tuple[str, list[dict]]:
-    """The request as shown while pending: steps, contacts, who approved so far."""
-    policy = services.runbook.policy
+    """The request as it stands: steps, refusal, who approved so far, its pinned restore point."""
     scenario = services.runbook.scenario(approval["scenario"])
     refusal = None
     if services.scenario_refusal is not None and scenario is not None:
-        refusal = await services.scenario_refusal(conn, scenario)
-    return blocks.approval_request(
+        refusal = await services.scenario_refusal(conn, scenario, approval["backup_run_id"])
+    text, request = blocks.approval_request(
         incident,
         approval,
         scenario_title=scenario.title if scenario else "",
         steps=[step.name for step in scenario.steps] if scenario else [],
         contacts=services.runbook.contacts.values(),
-        approvers=policy.approvers,
+        approvers=services.runbook.policy.approvers,
         refusal=refusal,
-        approved_by=approved_by,
+        approved_by=list(approved_by),
     )
+    section = await restore_points.request_section(conn, approval)
+    at = next((i for i, b in enumerate(request) if b["type"] == "actions"), len(request))
+    return text, request[:at] + section + request[at:]
 
 
 async def decide(
@@ -131,7 +134,7 @@ async def decide(
         await access.may_decide(conn, services, user=user, incident=incident)
         scenario = services.runbook.scenario(approval["scenario"])
         if approve and services.scenario_refusal is not None and scenario is not None:
-            refusal = await services.scenario_refusal(conn, scenario)
+            refusal = await services.scenario_refusal(conn, scenario, approval["backup_run_id"])
             if refusal is not None:
                 raise Refusal(f"This rollback can't start yet, so nothing was approved: {refusal}")
         run_id = answer = refusal = None
@@ -181,7 +184,7 @@ async def _approve(conn, services: Services, incident, approval_id: int, user: s
             "required": approval["approvals_required"],
         },
     )
-    text, request = await _request_blocks(
+    text, request = await request_message(
         conn, services, incident, approval, approved_by=approved_by
     )
     await outbox.update(
@@ -255,7 +258,7 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         )
         return None
     scenario = services.runbook.scenario(approval["scenario"])
-    latest = await run_store.latest_backup(conn)  # the run restores from this backup, always
+    restore_point = approval["backup_run_id"]  # pinned at request time: restored, always
     from bot import run_queue  # one operation at a time: queued, or held behind the active one
 
     run = await run_queue.enqueue(
@@ -269,13 +272,14 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         incident_id=incident["id"],
         approval_id=approval["id"],
         scenario=approval["scenario"],
-        backup_run_id=latest[0]["id"] if latest else None,
+        backup_run_id=restore_point,
     )
     await thread_note(
         conn,
         incident,
         f"{blocks.mention(user)} approved the rollback "
-        f"(`{approval['scenario']}`, {run['total_steps']} steps). It is queued.",
+        f"(`{approval['scenario']}`, {run['total_steps']} steps, restoring "
+        f"{restore_points.restored(restore_point)}). It is queued.",
     )
     return run["id"]
 
@@ -287,6 +291,7 @@ async def _show_decision(conn, services: Services, incident, approval) -> None:
         scenario_title=services.scenario_title(approval["scenario"]),
         approved_by=await approval_store.votes(conn, approval_id=approval["id"]),
     )
+    decided = decided + await restore_points.decided_section(conn, approval)
     key = approval_key(incident["id"], approval["id"])
     await outbox.update(conn, key=key, text=text, blocks=decided)
 

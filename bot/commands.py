@@ -6,7 +6,7 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 
-from bot import answers, comms_commands, run_control, views, workflow
+from bot import answers, comms_commands, restore_points, run_control, views, workflow
 from bot.guard import ack_with_outcome, answer_safely
 from bot.incidents import Event
 from bot.parsing import Command, ParseError, parse_command
@@ -109,6 +109,9 @@ async def _dispatch(
         return await answers.history(services, channel=channel)
     if verb == "backup":
         return await run_control.start_backup(services, user=user, channel=channel)
+    if verb == "backups":
+        async with services.pool.acquire() as conn:
+            return await restore_points.listing(conn)
     if verb == "rehearse":
         return await run_control.rehearse_command(services, parsed, user=user, channel=channel)
     if verb in comms_commands.VERBS:

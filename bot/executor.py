@@ -32,8 +32,8 @@ from actions.plan import (
 from actions.render import RenderContext, RenderError
 from actions.runner import KILL_GRACE, run_steps
 from actions.verify import run_checks
+from bot import data_facts, run_queue, run_store
 from bot import run_outcomes as outcomes
-from bot import run_queue, run_store
 from bot.incidents import format_id
 from bot.run_outcomes import thread_of
 from bot.run_report import BackupArtifact, RunReporter
@@ -317,8 +317,26 @@ class RunExecutor:
             return await outcomes.finish(
                 self.services, run, reporter, "cancelled", next_index=ended.next_index
             )
+        if not rollback:
+            problem = await data_facts.record_manifest(self.services, run, ctx)
+            if problem is not None:
+                problem = masker_for(runbook.workdir).mask(problem)
+                reason = (
+                    f"The backup's steps ran, but its manifest could not be recorded: {problem}"
+                )
+                return await outcomes.finish(self.services, run, reporter, "failed", reason=reason)
         verified = None
+        if rollback:  # what the restore discarded, before the checks (stored, then said)
+            await data_facts.compare_after_restore(
+                self.services,
+                run,
+                ctx,
+                masker=masker_for(runbook.workdir),
+                thread_key=thread_of(run) if run["channel"] else None,
+            )
         if checks:
+            async with self.services.pool.acquire() as conn:
+                manifest = await data_facts.manifest_of(conn, backup_run_id=run["backup_run_id"])
             results = await run_checks(
                 checks,
                 workdir=runbook.workdir,
@@ -326,6 +344,7 @@ class RunExecutor:
                 on_event=reporter,
                 env=step_environment(),
                 default_dsn=runbook.vars.get("db_url"),
+                manifest=manifest,
             )
             verified = all(r.passed for r in results)
         if not rollback and (missing := await self._missing_artifacts(run, steps)):

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
-from bot import access, blocks, comms_store, outbox, run_store, store
+from bot import access, blocks, comms_store, data_facts, outbox, run_store, store
 from bot.approvals import root_key
 from bot.comms_render import Moment, Text, Who, render, sections
 from bot.guard import clicked_channel, done_then_answer
@@ -45,6 +45,19 @@ async def notice_context(conn: asyncpg.Connection, services: Services, incident,
         "ended_at": Moment(run["ended_at"] or datetime.now(UTC)),
         "next_attempt": next_attempt.isoformat() if next_attempt else None,
         "on_call": Who(on_call) if on_call else None,
+        "data": await notice_data(conn, run_id=run["id"]),
+    }
+
+
+async def notice_data(conn: asyncpg.Connection, *, run_id: int) -> dict:
+    """What the notice may say about the data: from the run's stored comparison only."""
+    facts = data_facts.data_facts(await data_facts.comparison_of(conn, run_id=run_id))
+    return {
+        "no_loss": facts["no_loss"],
+        "compared": facts["compared"],
+        "lost_rows": facts.get("lost_rows", 0),
+        "lost": [Text(f"{rows} in {name}") for name, rows in facts["lost"]],
+        "kept": Text(facts.get("kept") or ""),
     }
 
 

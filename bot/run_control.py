@@ -14,7 +14,7 @@ from actions.render import RenderContext
 from bot import access, blocks, outbox, run_blocks, run_queue, run_store, store
 from bot.approvals import refresh_root, thread_note
 from bot.executor import masker_for
-from bot.guard import answer_safely
+from bot.guard import done_then_answer
 from bot.ids import Action
 from bot.incidents import CLOSED_STATES, TRANSITIONS, Event, State, format_id
 from bot.run_outcomes import thread_of
@@ -308,8 +308,7 @@ def register(app: AsyncApp, services: Services) -> None:
     def handler_for(choice: Action):
         # Bolt passes arguments by name (`action` is one), so the choice rides in a closure.
         async def handler(ack, body, respond) -> None:
-            await ack()
-            await answer_safely(respond, decide(services, body=body, action=choice))
+            await done_then_answer(ack, respond, decide(services, body=body, action=choice))
 
         return handler
 
@@ -318,8 +317,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.CANCEL_RUN)
     async def cancel_run(ack, body, respond) -> None:
-        await ack()
-        await answer_safely(respond, cancel(services, body=body))
+        await done_then_answer(ack, respond, cancel(services, body=body))
 
 
 __all__ = ["format_id"]

@@ -284,10 +284,16 @@ async def insert_check(conn: asyncpg.Connection, *, run_id: int, check) -> None:
 async def insert_artifact(
     conn: asyncpg.Connection, *, run_id: int, artifact: RecordedArtifact, workdir: Path
 ) -> None:
-    """Record an artifact of a backup step that succeeded."""
+    """Record an artifact of a backup step that succeeded (a file with its mtime, for listings)."""
+    mtime = None
+    if artifact.kind == "file" and artifact.path:
+        try:
+            mtime = (Path(workdir) / artifact.path).stat().st_mtime
+        except OSError:
+            mtime = None  # recorded as unknown; the listing then compares the size only
     await conn.execute(
-        "insert into artifacts (run_id, name, kind, path, value, size, sha256, workdir)"
-        " values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "insert into artifacts (run_id, name, kind, path, value, size, sha256, workdir, mtime)"
+        " values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         run_id,
         artifact.name,
         artifact.kind,
@@ -296,6 +302,7 @@ async def insert_artifact(
         artifact.size,
         artifact.sha256,
         str(workdir),
+        mtime,
     )
 
 

@@ -30,6 +30,8 @@ from bot import (
     home,
     notice,
     reminders,
+    restore_choice,
+    restore_points,
     run_control,
     run_store,
     views,
@@ -81,6 +83,7 @@ def create_bolt_app(settings: Settings, services: Services, client: AsyncWebClie
 
     for module in (commands, buttons, views, run_control, home, notice, checklists, reminders):
         module.register(app, services)
+    restore_choice.register(app, services)
     return app
 
 
@@ -128,9 +131,15 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
 
     services.members_of = members_of
 
-    async def scenario_refusal(conn, scenario) -> str | None:
-        latest = await run_store.latest_backup(conn)
-        return artifact_refusal(scenario, latest[1] if latest else None)
+    async def scenario_refusal(conn, scenario, backup_run_id: int | None = None) -> str | None:
+        """Why `scenario` can't restore from backup `backup_run_id` (None: the default one)."""
+        if backup_run_id is None:
+            default = await restore_points.newest_clean(conn)
+            backup_run_id = default["id"] if default else None
+        if backup_run_id is None:
+            return artifact_refusal(scenario, None)
+        artifacts = await run_store.backup_artifacts(conn, backup_run_id=backup_run_id)
+        return artifact_refusal(scenario, artifacts)
 
     services.scenario_refusal = scenario_refusal
     executor = RunExecutor(services, lease=settings.run_lease, poll_interval=settings.sync_interval)

@@ -8,7 +8,7 @@ import os
 import signal
 import textwrap
 
-from tests.e2e.harness import fetch, text_of
+from tests.e2e.harness import ack_body, fetch, outcome, text_of
 from tests.e2e.test_runs import APPROVER, CHANNEL, DECLARER, buttons, click
 
 SCENARIOS = textwrap.dedent("""
@@ -56,9 +56,11 @@ async def wait_rows(dsn, query, *args, check=bool, timeout=60.0):
 
 
 async def answer(bot, fake, text: str, user: str = DECLARER) -> str:
+    """The command's answer: its acknowledgement (acknowledged means done)."""
     url = fake.response_url()
-    await bot.command(text, user=user, channel=CHANNEL, response_url=url)
-    return (await fake.wait_for(lambda f: f.responses_to(url), timeout=20))[0].body["text"]
+    status, reply = await bot.command(text, user=user, channel=CHANNEL, response_url=url)
+    assert status == 200, reply
+    return (await outcome(fake, ack_body(reply), url))["text"]
 
 
 async def backup(bot, fake, dsn) -> int:

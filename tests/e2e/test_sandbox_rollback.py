@@ -148,7 +148,7 @@ async def test_full_rollback_restores_database_and_files_exactly_and_reports_eve
     )
     for step in steps:
         assert step["name"] in thread
-    assert "Verification: 4/4 checks passed" in thread
+    assert "Verification: 5/5 checks passed" in thread
     assert_app_is_back(sandbox)  # the real pm2 runs it; it answers, also through the real nginx
     assert f"Kept the failed state in {kept}" in thread  # the thread says where
     assert f"Kept the failed database as {sandbox.db_name}_failed_{rollback['ts']}" in thread

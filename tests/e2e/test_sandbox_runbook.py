@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from actions.artifacts import RecordedArtifact, record_artifact
+from actions.db_catalog import read_manifest
 from actions.events import StepEnded
 from actions.masking import Masker
 from actions.model import Runbook, Step
@@ -86,6 +87,7 @@ async def test_full_rollback_restores_database_code_and_environment(sandbox, mon
     artifacts = await backup(sandbox, runbook)
     assert set(artifacts) == set(runbook.artifact_names)
     before = sandbox.snapshot()
+    manifest = await read_manifest(sandbox.db_url)  # what the bot records with the backup
     main_commit = sandbox.run("git", "rev-parse", "main").strip()
 
     sandbox.break_like_failed_integration()
@@ -123,7 +125,8 @@ async def test_full_rollback_restores_database_code_and_environment(sandbox, mon
         pass
 
     results = await run_checks(checks, workdir=runbook.workdir, masker=Masker(sandbox.secrets),
-                               on_event=ignore, default_dsn=runbook.vars["db_url"])  # fmt: skip
+                               on_event=ignore, default_dsn=runbook.vars["db_url"],
+                               manifest=manifest)  # fmt: skip
     assert [(r.name, r.passed, r.detail) for r in results if not r.passed] == []
     assert len(results) == len(runbook.checks)
     assert_app_is_back(sandbox)

@@ -139,10 +139,12 @@ def test_verification_matches_the_plans_script(runbook):
     assert [(check.name, check.kind) for check in runbook.checks] == [
         ("Services running", "run"),
         ("Database connected", "sql"),
+        ("Database matches the backup", "manifest"),
         ("Build successful", "run"),
         ("Main app responsive", "http"),
     ]
-    assert runbook.checks[3].expect == "Ecom OS"
+    assert runbook.checks[4].expect == "Ecom OS"
+    assert runbook.manifest_dsn == "{{ vars.db_url }}"
 
 
 def test_every_step_renders_to_a_script_bash_can_parse(runbook):

@@ -193,7 +193,7 @@ def test_check_needs_exactly_one_of_run_http_sql(tmp_path, new, found):
     text = variant('run = "npm run build"', new)
     problem = only_problem(tmp_path, text)
     assert problem.line == 23
-    assert f"needs exactly one of run, http or sql (found: {found})" in problem.message
+    assert f"needs exactly one of run, http, sql or manifest (found: {found})" in problem.message
 
 
 def test_wrong_types_are_each_reported(tmp_path):
