@@ -228,3 +228,37 @@ async def test_a_jump_host_carries_the_connection(ssh_pair):
             step("echo $SSH_CONNECTION | cut -d' ' -f4", "app2"), pool, masker=Masker()
         )
     assert result.output_tail == str(ssh_pair.servers[1].port)
+
+
+async def test_a_lost_connection_fails_the_step_instead_of_hanging(ssh_pair):
+    marker = f"lost-{uuid.uuid4().hex[:8]}"
+    listener = ssh_pair.servers[0].process.pid
+    before = set(subprocess.run(["pgrep", "-P", str(listener)], capture_output=True,
+                                text=True).stdout.split())  # fmt: skip
+    async with HostPool(hosts_of(ssh_pair)) as pool:
+        task = asyncio.create_task(
+            execute_on_hosts(step(f"sleep 300; : {marker}", "app1"), pool, masker=Masker())
+        )
+        await wait_until(lambda: running(marker), "the remote step")
+        sessions = subprocess.run(["pgrep", "-P", str(listener)], capture_output=True,
+                                  text=True).stdout.split()  # fmt: skip
+        for pid in set(sessions) - before:  # this connection's sshd: the "network" goes away
+            subprocess.run(["kill", "-KILL", pid], check=False)
+        result = await asyncio.wait_for(task, 60)
+    for line in running(marker):  # the host could not be told to stop them: clean up here
+        subprocess.run(["kill", "-KILL", line.split()[0]], check=False)
+    assert result.status == "failed" and result.exit_code is None
+    assert result.message == "on app1: the connection to host app1 was lost before the step ended"
+
+
+async def test_a_run_check_on_a_host_runs_there(ssh_pair, tmp_path):
+    from actions.model import Check
+    from actions.verify import run_check
+
+    check = Check(name="Port", run="echo $SSH_CONNECTION | cut -d' ' -f4; exit 2", hosts=("app2",))
+    async with HostPool(hosts_of(ssh_pair)) as pool:
+        ended = await run_check(
+            check, rendered=check.run, workdir=tmp_path, masker=Masker(), pool=pool
+        )
+    assert not ended.passed
+    assert ended.detail == f"on app2: exited with status 2\n{ssh_pair.servers[1].port}"
