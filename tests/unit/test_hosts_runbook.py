@@ -159,3 +159,22 @@ def test_a_host_table_that_is_not_a_table(tmp_path):
     text = text.replace('["app1", "db"]', '["app1"]')
     problem = only_problem(tmp_path, text)
     assert problem.line == 6 and "hosts.db must be a [hosts.db] table" in problem.message
+
+
+def test_the_readme_hosts_example_is_a_valid_runbook(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Steps on other machines", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "ssh").mkdir()
+    (tmp_path / "ssh" / "known_hosts").write_text("")
+    (tmp_path / "ssh" / "id_ed25519").write_text("")
+    path = tmp_path / "runbook.toml"
+    path.write_text('[project]\nname = "x"\nworkdir = "/srv/ecom_os"\n[vars]\ndb_name = "e"\n'
+                    + example)  # fmt: skip
+    runbook = load_runbook(path)
+    assert [s.hosts for s in runbook.scenarios[0].steps] == [
+        ("app1", "app2"),
+        ("db",),
+        ("app1", "app2"),
+    ]
+    assert runbook.backup_steps[0].hosts == ("db",) and runbook.checks[0].hosts == ("app1", "app2")
