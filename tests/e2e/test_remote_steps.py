@@ -45,7 +45,7 @@ def scenarios(pair) -> str:
         token=${{SLACK_BOT_TOKEN:-no-bot-token}} db=${{DATABASE_URL:-no-db-url}}
         echo "restarting on $port with $token $db"
         cat {{{{ backup.dump }}}} >> ran-$port.log
-        [ "$port" = {app1.port} ] || {{ echo "app2 is down" >&2; exit 4; }}
+        [ "$port" = {app1.port} ] || {{ echo "app2 is down" >/dev/stderr; exit 4; }}
         '''
         """)
     )
@@ -99,3 +99,15 @@ async def test_backup_and_rollback_run_on_hosts_and_the_thread_shows_each_host(
     assert f"restarting on {app1.port} with no-bot-token no-db-url" in shown
     assert "app2 is down" in shown
     assert buttons(fake, "run_retry")  # Retry / Abort, as for any failed step
+
+    url = fake.response_url()
+    await bot.command("rehearse remote", user=DECLARER, channel=CHANNEL, response_url=url)
+    answer = (await fake.wait_for(lambda f: f.responses_to(url), timeout=30))[0].body["text"]
+    assert "1. Restart on both\n" in answer  # no program missing on app1 or app2
+    assert "Backup: the artifacts it needs are intact" in answer
+    assert answer.endswith("Result: PASSED```")
+    (tmp_path / artifact["path"]).write_text("tampered\n")
+    url = fake.response_url()
+    await bot.command("rehearse remote", user=DECLARER, channel=CHANNEL, response_url=url)
+    answer = (await fake.wait_for(lambda f: f.responses_to(url), timeout=30))[0].body["text"]
+    assert f"Backup: backup file {artifact['path']} on host app1 has changed" in answer
