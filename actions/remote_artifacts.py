@@ -15,6 +15,7 @@ import asyncssh
 
 from actions.artifacts import ArtifactError, RecordedArtifact, artifact_problem
 from actions.model import Runbook, Scenario
+from actions.plan import artifact_refusal
 from actions.remote import HostPool, RemoteError
 from actions.render import scenario_artifacts
 
@@ -134,3 +135,24 @@ async def artifact_refusal_on_hosts(
         "; ".join(problems) + ". Restore or re-take the backup (`/rollback backup`) "
         "before rolling back."
     )
+
+
+async def artifact_refusal_soon(
+    runbook: Runbook,
+    scenario: Scenario,
+    latest: Mapping[str, tuple[RecordedArtifact, Path]] | None,
+    *,
+    timeout: float,
+) -> str | None:
+    """The refusal, checking artifacts on hosts for at most `timeout` s (None if not in time).
+
+    For answers people wait on (an approval request, a click); the run's start checks again
+    without this limit, so a host too slow to answer here still cannot start a bad restore.
+    """
+    if not artifact_hosts(runbook):
+        return await asyncio.to_thread(artifact_refusal, scenario, latest)
+    try:
+        async with asyncio.timeout(timeout), HostPool(runbook.hosts) as pool:
+            return await artifact_refusal_on_hosts(runbook, scenario, latest, pool)
+    except TimeoutError:
+        return None

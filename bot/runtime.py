@@ -22,7 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from actions.model import Runbook
-from actions.plan import artifact_refusal
+from actions.remote_artifacts import artifact_refusal_soon
 from bot import (
     buttons,
     checklists,
@@ -130,7 +130,9 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
 
     async def scenario_refusal(conn, scenario) -> str | None:
         latest = await run_store.latest_backup(conn)
-        return artifact_refusal(scenario, latest[1] if latest else None)
+        pinned = latest[1] if latest else None
+        # artifacts on hosts are checked there, briefly: the run's start checks them again
+        return await artifact_refusal_soon(services.runbook, scenario, pinned, timeout=2.0)
 
     services.scenario_refusal = scenario_refusal
     executor = RunExecutor(services, lease=settings.run_lease, poll_interval=settings.sync_interval)

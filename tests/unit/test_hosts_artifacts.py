@@ -166,3 +166,33 @@ def test_the_step_message_shows_each_hosts_result_and_last_lines():
 def test_no_remote_process_is_left_by_these_tests():
     left = subprocess.run(["pgrep", "-af", "rollback-bot:pgid"], capture_output=True, text=True)
     assert [line for line in left.stdout.splitlines() if "pgrep" not in line] == []
+
+
+async def test_the_quick_refusal_checks_hosts_and_gives_up_on_a_silent_one(ssh_pair, tmp_path):
+    import socket
+
+    from actions.remote_artifacts import artifact_refusal_soon
+
+    dump = tmp_path / "db.sql"
+    dump.write_text("-- dump\n")
+    runbook = runbook_for(ssh_pair, tmp_path)
+    async with HostPool(runbook.hosts) as pool:
+        recorded = await record_remote_artifact(
+            pool, "db_dump", host="app1", path="db.sql", workdir=tmp_path
+        )
+    latest = {"db_dump": (recorded, tmp_path)}
+    scenario = runbook.scenario("app")
+    assert await artifact_refusal_soon(runbook, scenario, latest, timeout=30) is None
+    dump.write_text("-- other\n")
+    refusal = await artifact_refusal_soon(runbook, scenario, latest, timeout=30)
+    assert refusal.startswith("backup file db.sql on host app1 has changed since the backup")
+    with socket.socket() as silent:  # accepts connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        text = (tmp_path / "runbook.toml").read_text()
+        port = silent.getsockname()[1]
+        (tmp_path / "runbook.toml").write_text(
+            text.replace(f"port = {ssh_pair.servers[0].port}", f"port = {port}")
+        )
+        silent_runbook = load_runbook(tmp_path / "runbook.toml")
+        assert await artifact_refusal_soon(silent_runbook, scenario, latest, timeout=0.5) is None
