@@ -34,13 +34,28 @@ _STRONG_WORDS = (
 _WEAK_WORDS = frozenset({"KEY", "PASS", "PWD", "AUTH", "DSN"})
 _KEY_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)(?P<pw>[^\s@/]+)(?=@)")
+# The password runs to the last `@` before the host, so one holding `@` is masked whole.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)(?P<pw>[^\s/]+)(?=@)")
 _ASSIGNMENT = re.compile(
     r"""(?P<q>["']?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P=q)(?P<sep>[ \t]*[:=][ \t]*)"""
     r"""(?P<val>"[^"\n]*"|'[^'\n]*'|[^\s"',;}]+)"""
 )
 _AUTH_SCHEMES = frozenset({"bearer", "basic", "token"})
-_SLACK_TOKEN = re.compile(r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9-]+")
+_SLACK_TOKEN = re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]+")
+_SLACK_WEBHOOK = re.compile(
+    r"(?P<head>\bhttps?://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/)"
+    r"(?P<tok>[A-Za-z0-9/_-]+)"
+)
+_STRIPE_KEY = re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{8,}")
+# A private key: its BEGIN line is kept, the key itself and up to its END line are masked.
+# Written in one line (JSON's "-----BEGIN …-----\\nMII…"), or over lines (see mask_lines).
+_KEY_BEGIN = re.compile(r"-----BEGIN (?P<kind>[A-Z0-9 ]*)PRIVATE KEY( BLOCK)?-----")
+_KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
+_KEY_INLINE = re.compile(
+    r"(?P<head>-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----)(?P<key>.*?)"
+    r"(?P<end>-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|$)"
+)
+_KEY_BODY = re.compile(r"[A-Za-z0-9+/=]+|[A-Za-z-]+:.*")  # base64, or a header (Proc-Type:)
 _BEARER = re.compile(r"(?i)(?P<head>\bbearer\s+)(?P<tok>[A-Za-z0-9._~+/-]{8,}=*)")
 _BASIC = re.compile(r"(?i)(?P<head>\bauthorization:\s*basic\s+)(?P<tok>[A-Za-z0-9+/]{4,}=*)")
 _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}\b")
@@ -90,7 +105,7 @@ class Masker:
 
     @classmethod
     def from_env_file(cls, path: str | Path) -> Masker:
-        """A masker for the values of secret-looking keys in a `.env` file (none if it's absent)."""
+        """A masker for every value in a `.env` file (none if it's absent)."""
         return cls(_env_file_secrets(Path(path)))
 
     def with_secrets(self, secrets: Iterable[str]) -> Masker:
@@ -105,10 +120,26 @@ class Masker:
         """The text with every known secret value and secret-looking token replaced by `***`."""
         if not text:
             return text
+        if "PRIVATE KEY" in text or "\n" in text:
+            text = "\n".join(_key_blocks(text.split("\n"), False)[0])
+        return self._mask_line(text)
+
+    def mask_lines(self, lines: Iterable[str], in_key: bool = False) -> list[str]:
+        """Mask lines of output, private-key blocks across lines included."""
+        return [self._mask_line(line) for line in _key_blocks(list(lines), in_key)[0]]
+
+    def stream(self) -> LineStream:
+        """A masker for output arriving in batches: a key block may span two of them."""
+        return LineStream(self)
+
+    def _mask_line(self, text: str) -> str:
+        text = _KEY_INLINE.sub(_mask_inline_key, text)
         if self._known is not None:
             text = self._known.sub(MASK, text)
         text = _URL_PASSWORD.sub(lambda m: m["head"] + MASK, text)
+        text = _SLACK_WEBHOOK.sub(lambda m: m["head"] + MASK, text)
         text = _SLACK_TOKEN.sub(MASK, text)
+        text = _STRIPE_KEY.sub(MASK, text)
         text = _AWS_KEY_ID.sub(MASK, text)
         text = _ASSIGNMENT.sub(_mask_assignment, text)
         text = _BEARER.sub(lambda m: m["head"] + MASK, text)
@@ -120,8 +151,51 @@ class Masker:
         return self.mask(text)
 
 
+class LineStream:
+    """Masks batches of lines of one output, remembering an open private-key block."""
+
+    def __init__(self, masker: Masker) -> None:
+        self.masker, self.in_key = masker, False
+
+    def __call__(self, lines: Iterable[str]) -> list[str]:
+        """The batch, masked."""
+        masked, self.in_key = _key_blocks(list(lines), self.in_key)
+        return [self.masker._mask_line(line) for line in masked]
+
+
+def _mask_inline_key(match: re.Match[str]) -> str:
+    if not match["key"].strip():
+        return match[0]
+    return f"{match['head']}{MASK}{match['end']}"
+
+
+def _key_blocks(lines: list[str], in_key: bool) -> tuple[list[str], bool]:
+    """Lines inside a private-key block become `***`; (lines, still inside a block)."""
+    out = []
+    for line in lines:
+        begins = _KEY_BEGIN.search(line) and not _KEY_END.search(line)
+        if in_key:
+            ended = _KEY_END.search(line) is not None
+            out.append(line[_KEY_END.search(line).start() :] if ended else MASK)
+            in_key = not ended
+        else:
+            out.append(line)
+            in_key = bool(begins)
+    # Output that starts inside a block (a tail cut above BEGIN): mask up to its END.
+    for index, line in enumerate(out):
+        if _KEY_BEGIN.search(line):
+            break
+        if _KEY_END.search(line):
+            for back in range(index - 1, -1, -1):
+                if out[back] == MASK or not _KEY_BODY.fullmatch(out[back].strip()):
+                    break
+                out[back] = MASK
+            break
+    return out, in_key
+
+
 def _env_file_secrets(path: Path) -> list[str]:
+    """Every value in a `.env` file is a secret, whatever its key is called."""
     if not path.is_file():
         return []
-    values = dotenv_values(path)
-    return [v for k, v in values.items() if v and looks_secret(k)]
+    return [value for value in dotenv_values(path).values() if value]

@@ -40,6 +40,18 @@ class Step:
 
 
 @dataclass(frozen=True)
+class CompareData:
+    """Which two databases to compare after a scenario's steps (templates, not shell-quoted).
+
+    Each is a DSN (postgresql://…) or a bare database name, taken on the other's server.
+    """
+
+    failed: str  # the failed state, kept (renamed) by the scenario's steps
+    restored: str  # the database the scenario restored
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A rollback scenario: `/rollback declare critical KEY` runs its steps."""
 
@@ -48,11 +60,12 @@ class Scenario:
     trigger: str
     steps: tuple[Step, ...]
     line: int = 0
+    compare_data: CompareData | None = None
 
 
 @dataclass(frozen=True)
 class Check:
-    """One post-rollback verification: exactly one of `run`, `http` or `sql` is set."""
+    """One post-rollback verification: exactly one of `run`, `http`, `sql` or `manifest`."""
 
     name: str
     run: str | None = None
@@ -64,10 +77,13 @@ class Check:
     workdir: str | None = None
     line: int = 0
     hosts: tuple[str, ...] = ()  # `run` checks only: where the check runs; empty: locally
+    manifest: bool = False  # compare `dsn` (default vars.db_url) with the backup's manifest
 
     @property
     def kind(self) -> str:
-        """'run', 'http' or 'sql'."""
+        """'run', 'http', 'sql' or 'manifest'."""
+        if self.manifest:
+            return "manifest"
         return "run" if self.run is not None else "http" if self.http is not None else "sql"
 
 
@@ -97,7 +113,8 @@ class Policy:
     high_rollback_after: float = 7200.0  # seconds
     approval_expires_after: float = 1800.0  # seconds
     approvers: tuple[str, ...] = ()  # U…/W… users or S… user groups; empty: anyone but the declarer
-    declarers: tuple[str, ...] = ()  # empty: anyone
+    declarers: tuple[str, ...] = ()  # who may declare and escalate; empty: anyone
+    approvals_required: int = 1  # distinct approvers, none of them a requester
     postmortem_reminder_after: float = 86400.0  # seconds between post-mortem reminders
 
 
@@ -114,6 +131,7 @@ class Runbook:
     vars: dict[str, str] = field(default_factory=dict)
     project: dict[str, str] = field(default_factory=dict)  # every [project] key, as text
     backup_steps: tuple[Step, ...] = ()
+    manifest_dsn: str | None = None  # `[backup] manifest_dsn`: the database a backup describes
     scenarios: tuple[Scenario, ...] = ()
     checks: tuple[Check, ...] = ()
     checklists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pre / during / post

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from actions.artifacts import RecordedArtifact, artifact_problem
 from actions.model import Check, Runbook, Scenario, Step
+from actions.quoting import commands_only
 from actions.render import RenderContext, RenderError, render, scenario_artifacts
 from actions.runner import PreparedStep
 
@@ -85,10 +86,8 @@ def prepare_steps(
         script = render(step.run, ctx.with_artifact(reference))
         if step.artifact is not None and step.artifact.is_file:
             # A backup step that "succeeds" without leaving its file is a failed backup.
-            script += (
-                f"\ntest -s {shlex.quote(reference)} || {{ echo 'backup file "
-                f"{reference} is missing or empty' >&2; exit 1; }}"
-            )
+            missing = shlex.quote(f"backup file {reference} is missing or empty")
+            script += f"\ntest -s {shlex.quote(reference)} || {{ echo {missing} >&2; exit 1; }}"
         prepared.append(
             PreparedStep(
                 index=index,
@@ -202,7 +201,11 @@ def rehearse(
             steps.append(RehearsedStep(step.name, step.run.strip(), (), str(error)))
             continue
         missing = tuple(
-            sorted(p for p in programs_in(command) if shutil.which(p, path=path) is None)
+            sorted(
+                p
+                for p in programs_in(commands_only(command))  # here-documents are not commands
+                if shutil.which(p, path=path) is None
+            )
         )
         steps.append(RehearsedStep(step.name, command.strip(), missing))
     return Rehearsal(scenario, tuple(steps), artifact_refusal(scenario, latest))

@@ -16,11 +16,17 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from actions import restore_points
 from actions.model import Runbook, Scenario
 
 TS_FORMAT = "%Y%m%d_%H%M%S"
 DATE_FORMAT = "%Y%m%d"
-EXPECTED_PLACEHOLDERS = "vars.NAME, project.NAME, ts, date, incident.id, artifact or backup.NAME"
+EXPECTED_PLACEHOLDERS = (
+    "vars.NAME, project.NAME, ts, date, incident.id, artifact, backup.NAME, backup_dir, "
+    "run_dir or failed_db"
+)
+BACKUP_ONLY = ("backup_dir",)  # backup steps and their artifacts
+ROLLBACK_ONLY = ("run_dir", "failed_db")  # scenario steps and verify checks
 _PLAIN_ONLY = "only plain placeholders such as {{ vars.db_name }} are allowed"
 _STATEMENT_WORDS = {"Assign": "set", "AssignBlock": "set", "ExprStmt": "do", "FromImport": "import"}
 
@@ -39,6 +45,23 @@ class RenderContext:
     incident_id: str | None = None
     backup: Mapping[str, str] = field(default_factory=dict)  # artifact name -> path or value
     artifact: str | None = None  # the current backup step's artifact path or value
+    run_id: int | None = None  # the backup or rollback run (names its folders)
+
+    @property
+    def backup_dir(self) -> str:
+        """`{{ backup_dir }}`: this backup's own folder (actions/restore_points.py)."""
+        return restore_points.backup_dir(self.ts, self.run_id)
+
+    @property
+    def run_dir(self) -> str:
+        """`{{ run_dir }}`: where this rollback run keeps the failed state."""
+        return restore_points.run_dir(self.incident_id, self.run_id, self.ts)
+
+    @property
+    def failed_db(self) -> str | None:
+        """`{{ failed_db }}`: the name the failed `vars.db_name` database is kept under."""
+        db_name = self.runbook.vars.get("db_name")
+        return restore_points.failed_database(db_name, self.ts) if db_name else None
 
     @classmethod
     def at(
@@ -49,6 +72,7 @@ class RenderContext:
         incident_id: str | None = None,
         backup: Mapping[str, str] | None = None,
         artifact: str | None = None,
+        run_id: int | None = None,
     ) -> RenderContext:
         """A context whose `ts` and `date` come from `when` (default: now)."""
         when = when or datetime.now()
@@ -59,6 +83,7 @@ class RenderContext:
             incident_id=incident_id,
             backup=dict(backup or {}),
             artifact=artifact,
+            run_id=run_id,
         )
 
     def with_artifact(self, artifact: str | None) -> RenderContext:
@@ -140,6 +165,14 @@ def _placeholder_problem(
     shown = f"{{{{ {name} }}}}"
     if name in ("ts", "date", "incident.id") or (name == "artifact" and artifact):
         return None
+    if name in BACKUP_ONLY:
+        return None if artifacts is None else f"{shown} is only available in backup steps"
+    if name in ROLLBACK_ONLY and artifacts is None:
+        return f"{shown} is only available in scenario steps and verify checks"
+    if name == "failed_db" and "db_name" not in vars:
+        return f"{shown} names the kept copy of {{{{ vars.db_name }}}}: add db_name to [vars]"
+    if name in ROLLBACK_ONLY:
+        return None
     if name == "artifact":
         return f"{shown} is only available in a backup step that declares an artifact"
     if root in ("vars", "project", "backup") and not rest:
@@ -172,6 +205,8 @@ def _missing_value(name: str, ctx: RenderContext) -> str | None:
         return f"{shown} has no value: it is only set in a backup step that declares an artifact"
     if name == "incident.id" and ctx.incident_id is None:
         return f"{shown} has no value: this run belongs to no incident"
+    if name == "failed_db" and ctx.failed_db is None:
+        return f"{shown} has no value: add 'db_name' to [vars] in {ctx.runbook.path.name}"
     if root in ("vars", "project") and rest not in getattr(ctx.runbook, root):
         return f"{shown} has no value: add {rest!r} to [{root}] in {ctx.runbook.path.name}"
     return None
@@ -185,7 +220,11 @@ def _variables(ctx: RenderContext) -> dict[str, Any]:
         "date": ctx.date,
         "backup": dict(ctx.backup),
         "incident": {} if ctx.incident_id is None else {"id": ctx.incident_id},
+        "backup_dir": ctx.backup_dir,
+        "run_dir": ctx.run_dir,
     }
+    if ctx.failed_db is not None:
+        variables["failed_db"] = ctx.failed_db
     if ctx.artifact is not None:
         variables["artifact"] = ctx.artifact
     return variables

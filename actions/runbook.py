@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from actions.model import (
     Scenario,
     Step,
 )
+from actions.quoting import placeholder_problems, psql_warnings
 from actions.render import template_problems
+from actions.runbook_data import manifest_check_problems, read_compare_data, read_manifest_dsn
 from actions.runbook_hosts import read_hosts, step_hosts
 from actions.runbook_reader import (
     CHANNEL_ID,
@@ -36,13 +39,13 @@ TOP_KEYS = ("project", "policy", "notify", "contacts", "vars", "backup", "scenar
 TOP_KEYS += ("checklists", "hosts")
 PROJECT_KEYS = ("name", "workdir", "description")
 POLICY_KEYS = ("high_rollback_after", "approval_expires_after", "approvers", "declarers")
-POLICY_KEYS += ("postmortem_reminder_after",)
+POLICY_KEYS += ("postmortem_reminder_after", "approvals_required")
 STEP_KEYS = ("name", "run", "timeout", "workdir", "continue_on_error", "checklist", "host")
 STEP_KEYS += ("hosts",)
 ARTIFACT_KEYS = ("name", "path", "value")
-SCENARIO_KEYS = ("key", "title", "trigger", "step")
-CHECK_KEYS = ("name", "run", "http", "sql", "dsn", "expect", "timeout", "workdir", "host")
-CHECK_KEYS += ("hosts",)
+SCENARIO_KEYS = ("key", "title", "trigger", "step", "compare_data")
+CHECK_KEYS = ("name", "run", "http", "sql", "manifest", "dsn", "expect", "timeout", "workdir")
+CHECK_KEYS += ("host", "hosts")
 CHECKLIST_KEYS = ("pre", "during", "post")
 _SCENARIO_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # usable as `{{ vars.NAME }}` / `{{ backup.NAME }}`
@@ -69,20 +72,32 @@ def check_runbook(path: Path) -> list[Problem]:
     return _read(Path(path))[1]
 
 
+def inspect_runbook(path: Path) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) of the runbook at `path`: warnings alone don't stop it loading."""
+    _, problems, warnings = _read_all(Path(path))
+    return problems, warnings
+
+
 def _read(path: Path) -> tuple[Runbook | None, list[Problem]]:
+    runbook, problems, _ = _read_all(path)
+    return runbook, problems
+
+
+def _read_all(path: Path) -> tuple[Runbook | None, list[Problem], list[Problem]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         hint = "check the path (ROLLBACK_RUNBOOK or the file argument) and that it is readable"
-        return None, [Problem(path, 0, f"cannot read the runbook: {reason}; {hint}")]
+        return None, [Problem(path, 0, f"cannot read the runbook: {reason}; {hint}")], []
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        return None, [_syntax_problem(path, text, str(error))]
-    reader = Reader(path, key_lines(text))
+        return None, [_syntax_problem(path, text, str(error))], []
+    reader = Reader(path, key_lines(text), source=tuple(text.splitlines()))
     runbook = _Loader(reader).runbook(document)
-    return runbook, sorted(reader.problems, key=lambda problem: problem.line)
+    by_line = attrgetter("line")
+    return runbook, sorted(reader.problems, key=by_line), sorted(reader.warnings, key=by_line)
 
 
 def _syntax_problem(path: Path, text: str, message: str) -> Problem:
@@ -110,6 +125,7 @@ class _Loader:
         self.checklists: dict[str, tuple[str, ...]] = {}
         self.artifacts: list[str] = []
         self.hosts: dict = {}
+        self.manifest_dsn: str | None = None
 
     def runbook(self, document: dict[str, Any]) -> Runbook:
         top = Table(self.reader, document, (), "")
@@ -131,7 +147,8 @@ class _Loader:
         self.checklists = self.read_checklists(top.table("checklists", "[checklists]"))
         self.hosts = read_hosts(top.table("hosts", "[hosts]"), self.path.parent.absolute())
         backup = top.table("backup", "[backup]")
-        backup.known(("step",))
+        backup.known(("step", "manifest_dsn"))
+        self.manifest_dsn = read_manifest_dsn(self, backup)
         backup_steps = self.read_steps(backup, "backup step", backup=True)
         artifacts = {i: step.artifact.name for i, step in enumerate(backup_steps) if step.artifact}
         self.artifacts = list(artifacts.values())
@@ -152,6 +169,7 @@ class _Loader:
             vars=self.vars,
             project=project_values,
             backup_steps=tuple(backup_steps),
+            manifest_dsn=self.manifest_dsn,
             scenarios=tuple(scenarios),
             checks=tuple(
                 self.read_check(verify, i, data)
@@ -191,6 +209,7 @@ class _Loader:
             ),
             approvers=table.slack_ids("approvers", USER_OR_GROUP_ID),
             declarers=table.slack_ids("declarers", USER_OR_GROUP_ID),
+            approvals_required=table.count("approvals_required", Policy.approvals_required),
             postmortem_reminder_after=table.duration(
                 "postmortem_reminder_after", Policy.postmortem_reminder_after
             ),
@@ -231,6 +250,7 @@ class _Loader:
             table.text("trigger") or "",
             tuple(steps),
             self.reader.line(table.at),
+            read_compare_data(self, table),
         )
 
     def read_steps(self, parent: Table, prefix: str, backup: bool) -> list[Step]:
@@ -302,18 +322,19 @@ class _Loader:
             self.reader, data, ("verify", "check", index), _named("verify check", index, data)
         )
         table.known(CHECK_KEYS)
-        kinds = [kind for kind in ("run", "http", "sql") if kind in data]
+        manifest = manifest_check_problems(table, data, self.manifest_dsn)
+        kinds = [kind for kind in ("run", "http", "sql", "manifest") if kind in data]
         if len(kinds) != 1:
-            table.report(
-                None, f"needs exactly one of run, http or sql (found: {', '.join(kinds) or 'none'})"
-            )
+            found = ", ".join(kinds) or "none"
+            table.report(None, f"needs exactly one of run, http, sql or manifest (found: {found})")
         fields = {key: table.text(key) for key in ("run", "http", "sql", "dsn", "expect")}
         templates = {key: fields[key] for key in ("run", "http", "sql")}
         hosts = step_hosts(table, self.hosts)
-        for kind in ("http", "sql"):
+        for kind in ("http", "sql", "manifest"):
             if kind in data and ("host" in data or "hosts" in data):
                 key = "host" if "host" in data else "hosts"
-                table.report(key, f"a {kind} check connects by URL and takes no {key}; remove it")
+                how = "URL" if kind == "http" else "DSN"
+                table.report(key, f"a {kind} check connects by {how} and takes no {key}; remove it")
         self.templates(table, templates, artifacts=self.artifacts, artifact=False)
         return Check(
             name=table.text("name", required=True) or "",
@@ -321,6 +342,7 @@ class _Loader:
             workdir=table.text("workdir"),
             line=self.reader.line(table.at),
             hosts=hosts,
+            manifest=manifest and data.get("manifest") is True,
             **fields,
         )
 
@@ -343,6 +365,16 @@ class _Loader:
             )
             for problem in found:
                 table.report(key, f"{key}: {problem}")
+            if key == "run" and not found:  # a bash script: where do its placeholders sit?
+                self.shell_quoting(table, template)
+
+    def shell_quoting(self, table: Table, script: str) -> None:
+        """Report placeholders bash would unquote (errors) and unguarded psql (warnings)."""
+        at = (*table.at, "run")
+        for line, message in placeholder_problems(script):
+            self.reader.report_in_string(at, line, table.where, f"run: {message}")
+        for line, message in psql_warnings(script):
+            self.reader.report_in_string(at, line, table.where, f"run: {message}", warning=True)
 
     def duplicates(
         self, parent: Table, key: KeyPath, suffix: KeyPath, what: str, names: dict[int, str]

@@ -17,6 +17,7 @@ USER_OR_GROUP_ID: SlackIdKind = (
     re.compile(r"[UWS][A-Z0-9]{2,}"),
     "a Slack user ID (U…, W…) or user-group ID (S…)",
 )
+_MULTILINE_QUOTES = ("'''", '"""')
 CHANNEL_ID: SlackIdKind = (re.compile(r"[CGD][A-Z0-9]{2,}"), "a Slack channel ID (C…, G… or D…)")
 
 
@@ -27,10 +28,11 @@ class Problem:
     path: Path
     line: int  # 1-based; 0 when the file itself could not be read
     message: str
+    warning: bool = False  # a risk worth a look; the runbook still loads
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else str(self.path)
-        return f"{where}: {self.message}"
+        return f"{where}: {'warning: ' if self.warning else ''}{self.message}"
 
 
 @dataclass
@@ -40,11 +42,25 @@ class Reader:
     path: Path
     lines: dict[KeyPath, int]
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    source: tuple[str, ...] = ()  # the file's lines, to locate lines inside a multi-line string
 
     def report(self, at: KeyPath, where: str, message: str) -> None:
         """Record a problem at the line of `at` (or of its closest enclosing table)."""
         line = line_of(self.lines, at) or 1
         self.problems.append(Problem(self.path, line, f"{where}: {message}" if where else message))
+
+    def report_in_string(
+        self, at: KeyPath, offset: int, where: str, message: str, *, warning: bool = False
+    ) -> None:
+        """Record a problem on line `offset` (1-based) of the string value written at `at`."""
+        line = line_of(self.lines, at) or 1
+        text = self.source[line - 1] if 0 < line <= len(self.source) else ""
+        value = text.split("=", 1)[-1].strip()
+        if value[:3] in _MULTILINE_QUOTES:  # TOML drops a newline right after the quotes
+            line += offset - (value.rstrip() != value[:3])
+        found = Problem(self.path, line, f"{where}: {message}" if where else message, warning)
+        (self.warnings if warning else self.problems).append(found)
 
     def line(self, at: KeyPath) -> int:
         """The line where `at` (or its closest enclosing table) is written."""
@@ -98,6 +114,16 @@ class Table:
         except ValueError as error:
             self.report(key, f"{key}: {error}")
             return default
+
+    def count(self, key: str, default: int) -> int:
+        """The whole number >= 1 at `key`, or `default` (reported when it is anything else)."""
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            shown = repr(value) if number else kind_of(value)
+            self.report(key, f"{key} must be a whole number of at least 1, not {shown}")
+            return default
+        return value
 
     def flag(self, key: str) -> bool:
         """The boolean at `key` (default false)."""

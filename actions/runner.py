@@ -89,7 +89,7 @@ async def execute_step(
     lines = LineCollector(tail_lines)
 
     def result(status: StepStatus, exit_code: int | None, message: str) -> StepResult:
-        tail = "\n".join(masker.mask(line) for line in lines.tail)
+        tail = "\n".join(masker.mask_lines(lines.tail))
         return StepResult(
             status, exit_code, started, utc_now(), tail, lines.count, masker.mask(message)
         )

@@ -91,6 +91,7 @@ async def report_lines(
     interval: float,
 ) -> None:
     """Hand new output to `on_output` once per interval until `done`; its errors are logged."""
+    stream = masker.stream()  # a private key printed across two batches is still masked
     while True:
         with suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), interval)
@@ -99,6 +100,6 @@ async def report_lines(
         new = lines.take_unreported()
         if new:
             try:
-                await on_output(tuple(masker.mask(line) for line in new))
+                await on_output(tuple(stream(new)))
             except Exception:
                 log.exception("reporting step output failed; the step goes on")

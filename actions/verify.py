@@ -1,4 +1,4 @@
-"""Post-rollback verification: `run`, `http` and `sql` checks, each reported as a CheckEnded."""
+"""Post-rollback verification: `run`, `http`, `sql` and `manifest` checks, each a CheckEnded."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from actions.db_catalog import read_manifest
 from actions.events import CheckEnded, EventSink, utc_now
+from actions.manifest import Manifest, compare_manifests, describe
 from actions.masking import Masker
 from actions.model import Check
 from actions.remote import HostPool
@@ -35,10 +37,12 @@ async def run_check(
     default_dsn: str | None = None,
     env: Mapping[str, str] | None = None,
     pool: HostPool | None = None,
+    manifest: Manifest | None = None,
 ) -> CheckEnded:
     """Run one check (`rendered` is its script, URL or query) and say whether it passed.
 
-    A `run` check with hosts runs there through `pool` (the run's connections), without `env`.
+    A `manifest` check compares the database with `manifest`, the restored backup's. A `run`
+    check with hosts runs there through `pool` (the run's connections), without `env`.
     """
     started = utc_now()
     kinds: dict[str, Callable[[], Awaitable[Outcome]]] = {
@@ -47,6 +51,7 @@ async def run_check(
         ),
         "http": lambda: _http(check, rendered),
         "sql": lambda: _sql(check, rendered, check.dsn or default_dsn),
+        "manifest": lambda: _manifest(check, check.dsn or default_dsn, manifest),
     }
     try:
         passed, detail = await kinds[check.kind]()
@@ -65,6 +70,7 @@ async def run_checks(
     default_dsn: str | None = None,
     env: Mapping[str, str] | None = None,
     pool: HostPool | None = None,
+    manifest: Manifest | None = None,
 ) -> list[CheckEnded]:
     """Run (check, rendered text) pairs in order, awaiting `on_event` with each CheckEnded."""
     results = []
@@ -77,6 +83,7 @@ async def run_checks(
             default_dsn=default_dsn,
             env=env,
             pool=pool,
+            manifest=manifest,
         )
         await on_event(ended)
         results.append(ended)
@@ -140,6 +147,25 @@ async def _sql(check: Check, query: str, dsn: str | None) -> Outcome:
             return await _query(dsn, query, check.expect)
     except TimeoutError:
         return False, f"no answer from the database within {check.timeout:g}s"
+
+
+async def _manifest(check: Check, dsn: str | None, manifest: Manifest | None) -> Outcome:
+    if manifest is None:
+        return False, (
+            "the restored backup has no manifest (taken before `[backup] manifest_dsn` was set, "
+            "or not recorded): nothing to compare with; take a new backup"
+        )
+    if not dsn:
+        return False, "no database to compare: give the check a `dsn` or set vars.db_url"
+    try:
+        async with asyncio.timeout(check.timeout):
+            actual = await read_manifest(dsn)
+    except TimeoutError:
+        return False, f"the database was not described within {check.timeout:g}s"
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        return False, f"could not read the database: {reason}"
+    return describe(compare_manifests(manifest, actual), manifest)
 
 
 async def _query(dsn: str, query: str, expect: str | None) -> Outcome:

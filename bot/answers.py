@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import blocks, store
+from bot import access, blocks, store
 from bot.history import history_text
 from bot.incidents import format_id
 from bot.parsing import USAGE
@@ -54,6 +54,7 @@ async def status(services: Services, *, incident_id: int | None, channel: str) -
             incident = await pick_incident(
                 conn, incident_id=incident_id, channel=channel, verb="status"
             )
+            access.readable_here(incident, channel)
         events = await conn.fetch(
             "select * from (select * from events where incident_id = $1 order by id desc limit 8)"
             " latest order by id",
@@ -71,9 +72,12 @@ async def status(services: Services, *, incident_id: int | None, channel: str) -
     return "\n".join(lines)
 
 
-async def history(services: Services) -> str:
-    """The latest incidents, newest first, with time to detect, decide and restore."""
-    return await history_text(services)
+async def history(services: Services, *, channel: str) -> str:
+    """This channel's latest incidents, newest first, with time to detect, decide and restore.
+
+    Only this channel's: another channel's incidents are nothing its users could see.
+    """
+    return await history_text(services, channel=channel)
 
 
 __all__ = ["format_id", "help_text", "history", "status"]

@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import asyncpg
-from slack_sdk.errors import SlackApiError
 
-from bot import blocks, outbox, run_store, store
+from bot import access, approval_store, blocks, outbox, restore_points, store
 from bot.incidents import Event, InvalidTransition, State, format_id
-from bot.outbox import slack_error_code
 from bot.services import Refusal, Services
 
 
@@ -58,6 +56,7 @@ async def request_approval(
         scenario=scenario.key,
         reason=reason,
         expires_after=policy.approval_expires_after,
+        approvals_required=policy.approvals_required,
     )
     incident = await store.apply_transition(
         conn,
@@ -66,18 +65,8 @@ async def request_approval(
         actor=actor,
         detail={"approval_id": approval["id"], "reason": reason, "scenario": scenario.key},
     )
-    refusal = None
-    if services.scenario_refusal is not None:
-        refusal = await services.scenario_refusal(conn, scenario)
-    text, request = blocks.approval_request(
-        incident,
-        approval,
-        scenario_title=scenario.title,
-        steps=[step.name for step in scenario.steps],
-        contacts=services.runbook.contacts.values(),
-        approvers=policy.approvers,
-        refusal=refusal,
-    )
+    approval = await restore_points.pin_default(conn, approval_id=approval["id"])
+    text, request = await request_message(conn, services, incident, approval)
     await outbox.post(
         conn,
         channel=incident["channel"],
@@ -97,65 +86,157 @@ async def request_approval(
     return [expiry]
 
 
-async def may_approve(services: Services, *, user: str, incident) -> None:
-    """Raise Refusal unless `user` may decide this incident's rollback."""
-    rid = format_id(incident["id"])
-    if user == incident["declared_by"]:
-        raise Refusal(
-            f"You declared {rid}, so a second person must approve its rollback. "
-            "Ask a teammate to press Approve."
-        )
-    approvers = services.runbook.policy.approvers
-    if not approvers or user in approvers:
-        return
-    for group in (a for a in approvers if a.startswith("S")):
-        try:
-            members = await services.members_of(group)
-        except SlackApiError as error:
-            code = slack_error_code(error)
-            raise Refusal(
-                f"I couldn't read the approver group {blocks.mention(group)} ({code}), "
-                "so I can't tell whether you may approve. A Slack admin must grant the app "
-                "`usergroups:read`; meanwhile an approver listed by user ID can decide."
-            ) from None
-        if user in members:
-            return
-    who = ", ".join(blocks.mention(a) for a in approvers)
-    raise Refusal(f"Only the runbook's approvers may decide {rid}'s rollback: {who}.")
+async def request_message(
+    conn: asyncpg.Connection, services: Services, incident, approval, *, approved_by=()
+) -> tuple[str, list[dict]]:
+    """The request as it stands: steps, refusal, who approved so far, its pinned restore point."""
+    scenario = services.runbook.scenario(approval["scenario"])
+    refusal = None
+    if services.scenario_refusal is not None and scenario is not None:
+        refusal = await services.scenario_refusal(conn, scenario, approval["backup_run_id"])
+    text, request = blocks.approval_request(
+        incident,
+        approval,
+        scenario_title=scenario.title if scenario else "",
+        steps=[step.name for step in scenario.steps] if scenario else [],
+        contacts=services.runbook.contacts.values(),
+        approvers=services.runbook.policy.approvers,
+        refusal=refusal,
+        approved_by=list(approved_by),
+    )
+    section = await restore_points.request_section(conn, approval)
+    at = next((i for i, b in enumerate(request) if b["type"] == "actions"), len(request))
+    return text, request[:at] + section + request[at:]
 
 
-async def decide(services: Services, *, approval_id: int, user: str, approve: bool) -> str:
-    """Approve or reject a pending request exactly once; return the answer for the clicker."""
+async def decide(
+    services: Services,
+    *,
+    approval_id: int,
+    user: str,
+    approve: bool,
+    channel: str | None,
+) -> str:
+    """Approve or reject a pending request; return the answer for the clicker.
+
+    Everything is decided and committed before this returns: the caller acknowledges after.
+    An approval is one vote (refused by SQL for a requester or a second vote by the same
+    person); the request is approved, and its run queued, by the vote that completes it.
+    """
     async with services.pool.acquire() as conn:
         approval = await store.get_approval(conn, approval_id=approval_id)
         if approval is None:
             raise Refusal("That approval request doesn't exist (it may be from another bot).")
         incident = await store.get_incident(conn, incident_id=approval["incident_id"])
-        await may_approve(services, user=user, incident=incident)
+        access.in_own_channel(incident, channel, "approve or reject its rollback")
+        if approval["state"] != "pending":
+            raise Refusal(await _state_now(conn, approval, incident))
+        await access.may_decide(conn, services, user=user, incident=incident)
         scenario = services.runbook.scenario(approval["scenario"])
         if approve and services.scenario_refusal is not None and scenario is not None:
-            refusal = await services.scenario_refusal(conn, scenario)
+            refusal = await services.scenario_refusal(conn, scenario, approval["backup_run_id"])
             if refusal is not None:
                 raise Refusal(f"This rollback can't start yet, so nothing was approved: {refusal}")
-        async with conn.transaction():
+        run_id = answer = refusal = None
+        async with conn.transaction():  # a refusal found here still commits an expiry
             incident = await store.lock_incident(conn, incident_id=incident["id"])
-            claimed = await store.claim_approval(
-                conn,
-                approval_id=approval_id,
-                to_state="approved" if approve else "rejected",
-                actor=user,
-            )
-            if claimed is None:
-                answer = await _why_not(conn, services, approval_id, incident)
+            if approve:
+                refusal, answer, run_id = await _approve(
+                    conn, services, incident, approval_id, user
+                )
             else:
-                run_id = await _record_decision(conn, services, incident, claimed, user)
-                answer = None
+                claimed = await store.claim_approval(
+                    conn, approval_id=approval_id, to_state="rejected", actor=user
+                )
+                if claimed is None:
+                    refusal = await _why_not(conn, services, approval_id, incident)
+                else:
+                    await _record_decision(conn, services, incident, claimed, user)
+    if refusal is not None:
+        raise Refusal(refusal)
+    rid = format_id(incident["id"])
     if answer is not None:
-        raise Refusal(answer)
+        return answer
     if run_id is not None:
         services.run_queued(run_id)
-        return f"Approved. {format_id(incident['id'])}'s rollback is starting; follow the thread."
-    return f"Rejected. {format_id(incident['id'])} stays open without a rollback."
+        return f"Approved. {rid}'s rollback is starting; follow the thread."
+    return f"Rejected. {rid} stays open without a rollback."
+
+
+async def _approve(conn, services: Services, incident, approval_id: int, user: str):
+    """(refusal, answer, run id): the vote, then the claim when it was the last one needed."""
+    vote = await approval_store.add_vote(conn, approval_id=approval_id, user=user)
+    if vote is None:
+        return await _why_no_vote(conn, services, approval_id, incident, user), None, None
+    claimed = await approval_store.claim_if_enough(conn, approval_id=approval_id, user=user)
+    if claimed is not None:
+        return None, None, await _record_decision(conn, services, incident, claimed, user)
+    approval = await store.get_approval(conn, approval_id=approval_id)
+    approved_by = await approval_store.votes(conn, approval_id=approval_id)
+    await store.record_event(
+        conn,
+        incident_id=incident["id"],
+        actor=user,
+        kind="approval_vote",
+        detail={
+            "approval_id": approval_id,
+            "votes": len(approved_by),
+            "required": approval["approvals_required"],
+        },
+    )
+    text, request = await request_message(
+        conn, services, incident, approval, approved_by=approved_by
+    )
+    await outbox.update(
+        conn, key=approval_key(incident["id"], approval_id), text=text, blocks=request
+    )
+    tally = f"{len(approved_by)} of {approval['approvals_required']} approvals"
+    await thread_note(
+        conn,
+        incident,
+        f"{blocks.mention(user)} approved the rollback ({tally}); "
+        "it starts when the rest have approved too.",
+    )
+    missing = approval["approvals_required"] - len(approved_by)
+    more = f"{missing} more approver{'s approve' if missing > 1 else ' approves'}"
+    answer = (
+        f"Approval recorded ({tally}). {format_id(incident['id'])}'s rollback starts once {more}."
+    )
+    return None, answer, None
+
+
+async def _why_no_vote(conn, services: Services, approval_id: int, incident, user: str) -> str:
+    """Explain a vote the database refused: decided or expired meanwhile, or a second vote."""
+    approval = await store.get_approval(conn, approval_id=approval_id)
+    if approval["state"] != "pending" or approval["expires_at"] <= datetime.now(UTC):
+        return await _why_not(conn, services, approval_id, incident)
+    if await approval_store.requester_parts(conn, incident_id=incident["id"], user=user):
+        return "You took part in asking for this rollback, so you can't approve it."
+    approved_by = await approval_store.votes(conn, approval_id=approval_id)
+    return (
+        f"You already approved this request ({len(approved_by)} of "
+        f"{approval['approvals_required']} approvals); another approver must approve too."
+    )
+
+
+async def _state_now(conn, approval, incident) -> str:
+    """What a stale click is told: the request's state now, and any newer request."""
+    rid = format_id(incident["id"])
+    state = approval["state"]
+    who = f" by {blocks.mention(approval['decided_by'])}" if approval["decided_by"] else ""
+    if state == "expired":
+        said = (
+            "This approval request has expired, so nothing was started. Ask for a new one with "
+            f"`/rollback escalate {rid} critical`."
+        )
+    elif state == "withdrawn":
+        said = f"This approval request was withdrawn when {rid} was closed; nothing changed."
+    else:
+        said = f"This request was already {state}{who}; nothing changed."
+    newer = await store.pending_approval(conn, incident_id=incident["id"])
+    if newer is not None and newer["id"] != approval["id"]:
+        said += " A newer request is waiting in the thread; use its buttons."
+    return said
 
 
 async def _record_decision(conn, services: Services, incident, approval, user: str) -> int | None:
@@ -177,9 +258,12 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         )
         return None
     scenario = services.runbook.scenario(approval["scenario"])
-    latest = await run_store.latest_backup(conn)  # the run restores from this backup, always
-    run = await store.insert_run(
+    restore_point = approval["backup_run_id"]  # pinned at request time: restored, always
+    from bot import run_queue  # one operation at a time: queued, or held behind the active one
+
+    run = await run_queue.enqueue(
         conn,
+        services,
         kind="rollback",
         channel=incident["channel"],
         requested_by=user,
@@ -188,21 +272,26 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         incident_id=incident["id"],
         approval_id=approval["id"],
         scenario=approval["scenario"],
-        backup_run_id=latest[0]["id"] if latest else None,
+        backup_run_id=restore_point,
     )
     await thread_note(
         conn,
         incident,
         f"{blocks.mention(user)} approved the rollback "
-        f"(`{approval['scenario']}`, {run['total_steps']} steps). It is queued.",
+        f"(`{approval['scenario']}`, {run['total_steps']} steps, restoring "
+        f"{restore_points.restored(restore_point)}). It is queued.",
     )
     return run["id"]
 
 
 async def _show_decision(conn, services: Services, incident, approval) -> None:
     text, decided = blocks.approval_decided(
-        incident, approval, scenario_title=services.scenario_title(approval["scenario"])
+        incident,
+        approval,
+        scenario_title=services.scenario_title(approval["scenario"]),
+        approved_by=await approval_store.votes(conn, approval_id=approval["id"]),
     )
+    decided = decided + await restore_points.decided_section(conn, approval)
     key = approval_key(incident["id"], approval["id"])
     await outbox.update(conn, key=key, text=text, blocks=decided)
 
@@ -213,13 +302,7 @@ async def _why_not(conn, services: Services, approval_id: int, incident) -> str:
     if approval["state"] == "pending":  # still pending: the claim failed because it expired
         await expire(conn, services, approval_id=approval_id, incident=incident)
         approval = await store.get_approval(conn, approval_id=approval_id)
-    if approval["state"] == "expired":
-        return (
-            "This approval request has expired, so nothing was started. Ask for a new one with "
-            f"`/rollback escalate {format_id(incident['id'])} critical`."
-        )
-    who = blocks.mention(approval["decided_by"]) if approval["decided_by"] else "the bot"
-    return f"This request was already {approval['state']} by {who}; nothing changed."
+    return await _state_now(conn, approval, incident)
 
 
 async def expire(conn, services: Services, *, approval_id: int, incident) -> bool:

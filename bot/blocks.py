@@ -14,7 +14,7 @@ Block = dict[str, Any]
 
 _BROADCAST = re.compile(r"@(channel|here|everyone)", re.IGNORECASE)
 _SEVERITY_ICON = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "⚪"}
-_STATE_TEXT = {
+STATE_TEXT = {
     State.OPEN: "open",
     State.AWAITING_APPROVAL: "waiting for rollback approval",
     State.ROLLBACK_QUEUED: "rollback approved, queued",
@@ -111,7 +111,7 @@ def incident_root(
     """The declaration message that opens the incident's thread, kept current."""
     title = incident_title(incident)
     lines = [
-        f"{title} · {_STATE_TEXT[State(incident['state'])]}",
+        f"{title} · {STATE_TEXT[State(incident['state'])]}",
         f"Declared by {mention(incident['declared_by'])} {slack_time(incident['declared_at'])}",
     ]
     if incident["detected_at"]:
@@ -137,20 +137,30 @@ def approval_request(
     contacts: Iterable[str],
     approvers: Sequence[str],
     refusal: str | None = None,
+    approved_by: Sequence[str] = (),
 ) -> tuple[str, list[Block]]:
-    """The request a second person approves; `refusal` explains why it can't start yet."""
+    """The request a second person approves; `refusal` explains why it can't start yet.
+
+    With `approvals_required` > 1 it shows the tally ("1 of 2 approvals") and who approved.
+    """
     rid = format_id(incident["id"])
     step_lines = "\n".join(f"{n}. {escape(name)}" for n, name in enumerate(steps, 1))
     who = (
         "Approvers: " + ", ".join(mention(a) for a in approvers)
         if approvers
-        else "Anyone but the declarer may approve."
+        else "Anyone who didn't ask for it may approve."
     )
+    required = approval.get("approvals_required") or 1
     blocks = [
         section(f"*Rollback requested for {rid}:* `{approval['scenario']}` — {scenario_title}"),
         section(f"*Steps*\n{step_lines}"[:3000]),
         context(f"{who} Expires {slack_time(approval['expires_at'])}."),
     ]
+    if required > 1 or approved_by:
+        by = ", ".join(mention(u) for u in approved_by) or "nobody yet"
+        blocks.append(
+            section(f"*{len(approved_by)} of {required} approvals* (distinct people) — {by}")
+        )
     mentions = " ".join(mention(c) for c in contacts)
     if mentions:
         blocks.insert(0, section(f"Paging {mentions}"))
@@ -178,12 +188,18 @@ def approval_request(
 
 
 def approval_decided(
-    incident: Mapping[str, Any], approval: Mapping[str, Any], *, scenario_title: str
+    incident: Mapping[str, Any],
+    approval: Mapping[str, Any],
+    *,
+    scenario_title: str,
+    approved_by: Sequence[str] = (),
 ) -> tuple[str, list[Block]]:
     """The request once decided: the buttons are replaced by who decided what, and when."""
     rid = format_id(incident["id"])
     state = ApprovalState(approval["state"])
     by = mention(approval["decided_by"] or "")
+    if state is ApprovalState.APPROVED and len(approved_by) > 1:
+        by = ", ".join(mention(u) for u in approved_by)
     outcome = {
         ApprovalState.APPROVED: f":white_check_mark: Approved by {by}",
         ApprovalState.REJECTED: f":x: Rejected by {by}",
@@ -206,7 +222,7 @@ def note(text: str) -> tuple[str, list[Block]]:
 def incident_line(incident: Mapping[str, Any]) -> str:
     """One line summarising an incident, for status and history lists."""
     summary = escape(incident["summary"], limit=80) if incident["summary"] else "no summary"
-    state = _STATE_TEXT[State(incident["state"])]
+    state = STATE_TEXT[State(incident["state"])]
     return f"{incident_title(incident)} · {state} · {summary}"
 
 

@@ -1,4 +1,4 @@
-"""Buttons: acknowledge first, take the actor from the payload, decide atomically, answer."""
+"""Buttons: take the actor from the payload, decide atomically and commit, ack, answer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot import approvals
-from bot.guard import answer_safely
+from bot.guard import clicked_channel, done_then_answer
 from bot.ids import Action
 from bot.services import Refusal, Services
 
@@ -31,15 +31,19 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.APPROVE)
     async def approve(ack, body, respond) -> None:
-        await ack()
-        await answer_safely(respond, _decide(services, body, approve=True))
+        await done_then_answer(ack, respond, _decide(services, body, approve=True))
 
     @app.action(Action.REJECT)
     async def reject(ack, body, respond) -> None:
-        await ack()
-        await answer_safely(respond, _decide(services, body, approve=False))
+        await done_then_answer(ack, respond, _decide(services, body, approve=False))
 
 
 async def _decide(services: Services, body: dict, *, approve: bool) -> str:
     user, approval_id = clicked(body)
-    return await approvals.decide(services, approval_id=approval_id, user=user, approve=approve)
+    return await approvals.decide(
+        services,
+        approval_id=approval_id,
+        user=user,
+        approve=approve,
+        channel=clicked_channel(body),
+    )

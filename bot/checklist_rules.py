@@ -6,7 +6,9 @@
 - post: an item named like a verification check that passed; the seed's "All services
   running", "Database accessible", "Build successful" and "Application responsive" when
   the whole verification passed; "Users notified" once the maintenance notice was posted;
-  "Post-mortem scheduled" once the post-mortem was created.
+  "Post-mortem scheduled" once the post-mortem was created; "No data lost" only when the
+  stored comparison of the kept failed database with the restored one found no row that
+  existed only in the failed state (never without a comparison).
 - any item a person ticked with the button (kept in the audit log with who).
 """
 
@@ -22,6 +24,7 @@ TITLES = {"pre": "Pre-Integration", "during": "During Rollback", "post": "Post-R
 REHEARSED = "Rollback scripts tested"
 NOTIFIED = "Users notified"
 POSTMORTEM = "Post-mortem scheduled"
+NO_DATA_LOST = "No data lost"
 VERIFIED = frozenset(
     {"All services running", "Database accessible", "Build successful", "Application responsive"}
 )
@@ -38,6 +41,7 @@ class Facts:
     passed_checks: frozenset[str] = frozenset()  # lower-cased check names
     notified: bool = False
     postmortem: bool = False
+    no_data_lost: bool = False  # a stored data comparison found nothing discarded
     manual: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (phase, item) -> user
 
 
@@ -76,6 +80,8 @@ def _automatic(phase: str, name: str, facts: Facts) -> str | None:
             return "maintenance notice posted"
         if name == POSTMORTEM and facts.postmortem:
             return "post-mortem created"
+        if name == NO_DATA_LOST and facts.no_data_lost:
+            return "the restored database holds every row of the failed state"
     return None
 
 

@@ -7,7 +7,7 @@ import re
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
-from bot import blocks, comms_store, run_store, store
+from bot import blocks, comms_store, data_facts, run_store, store
 from bot.checklist_rules import PHASES, TITLES, Facts, Item, items_ticked_by, tick
 from bot.guard import answer_safely
 from bot.ids import Action
@@ -42,6 +42,7 @@ async def facts(conn: asyncpg.Connection, services: Services, incident) -> Facts
     last = runs[-1] if runs else None
     checks = await comms_store.run_checks(conn, run_ids=[last["id"]] if last else [])
     made = await comms_store.get_postmortem(conn, incident_id=incident_id)
+    compared = await data_facts.comparison_of(conn, run_id=last["id"]) if last else None
     return Facts(
         backup_items=backup_items,
         step_items=frozenset(step_items),
@@ -50,6 +51,7 @@ async def facts(conn: asyncpg.Connection, services: Services, incident) -> Facts
         passed_checks=frozenset(c["name"].lower() for c in checks if c["passed"]),
         notified=bool(await comms_store.delivered_notices(conn, incident_id=incident_id)),
         postmortem=made is not None and made["state"] == "created",
+        no_data_lost=data_facts.data_facts(compared)["no_loss"],
         manual=manual,
     )
 

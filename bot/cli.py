@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from actions.model import Runbook
-from actions.runbook import RunbookError, check_runbook, load_runbook
+from actions.runbook import RunbookError, inspect_runbook, load_runbook
 from bot.settings import Settings, SettingsError, load_settings
 
 EXIT_PROBLEMS, EXIT_SETTINGS = 1, 2
@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="force HTTP mode")
     serve.add_argument("--port", type=int, help="HTTP port (default: $PORT or 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="HTTP bind address (default 0.0.0.0)")
+    serve.add_argument(
+        "--health-port",
+        type=int,
+        help="Socket Mode: answer GET /healthz on this port (default: $PORT if set, else none)",
+    )
     sub.add_parser(
         "start", help="serve when Slack is configured; otherwise say how, and show the demo"
     )
@@ -45,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="write a starter runbook.toml and .env.example into DIR")
     init.add_argument("dir", nargs="?", type=Path, default=Path("."), help="default: here")
     init.add_argument("--force", action="store_true", help="overwrite files already there")
+    sub.add_parser("runs", help="list active and recent runs (rollbacks and backups)")
+    abort = sub.add_parser("abort", help="abort a stopped or interrupted run (see `runs`)")
+    abort.add_argument("run", help="the run's id, as `rollback-bot runs` shows it")
     from bot.demo import add_arguments as demo_arguments
 
     demo_arguments(
@@ -113,9 +121,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             http=http,
             host=args.host,
             port=args.port or settings.port,
+            health_port=args.health_port or (settings.port if settings.port_given else None),
         )
     from bot import offline
 
+    if args.command in ("runs", "abort"):
+        return offline.runs(settings, database_dsn(settings), args)
     runbook = load_or_stop(find_runbook(settings))
     if args.command == "rehearse":
         return offline.rehearse(settings, runbook, database_dsn(settings), args.scenario)
@@ -153,13 +164,14 @@ def run_migrations(dsn: str) -> list[str]:
 
 
 def _check(path: Path) -> int:
-    problems = check_runbook(path)
-    for problem in problems:
+    problems, warnings = inspect_runbook(path)
+    for problem in sorted([*problems, *warnings], key=lambda found: found.line):
         print(problem)
+    noted = f", {len(warnings)} warning(s)" if warnings else ""
     if problems:
-        print(f"{len(problems)} problem(s) in {path}", file=sys.stderr)
+        print(f"{len(problems)} problem(s){noted} in {path}", file=sys.stderr)
         return EXIT_PROBLEMS
-    print(f"{path}: ok")
+    print(f"{path}: ok{noted}")  # warnings alone: the bot loads and runs this runbook
     return 0
 
 

@@ -6,8 +6,8 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 
-from bot import answers, comms_commands, run_control, views, workflow
-from bot.guard import answer_safely
+from bot import answers, comms_commands, restore_points, run_control, views, workflow
+from bot.guard import ack_with_outcome, answer_safely
 from bot.incidents import Event
 from bot.parsing import Command, ParseError, parse_command
 from bot.services import Refusal, Services
@@ -39,8 +39,21 @@ def register(app: AsyncApp, services: Services) -> None:
                 respond, client.views_open(trigger_id=command["trigger_id"], view=view)
             )
             return
-        await ack()
-        await answer_safely(respond, _dispatch(services, parsed, user, channel, command, respond))
+        work = _dispatch(services, parsed, user, channel, command, respond)
+        if _long(parsed):
+            await ack()
+            await answer_safely(respond, work)
+        else:  # the change is committed before the ack, and the ack says what happened
+            await ack_with_outcome(ack, respond, work)
+
+
+def _long(parsed: Command) -> bool:
+    """Verbs whose work may outlast Slack's 3 seconds: acknowledged first, answered later.
+
+    They change nothing an acknowledgement promises (post-mortem creation is owed work that
+    is claimed in the database; the checklist is read-only).
+    """
+    return parsed.verb == "checklist" or (parsed.verb == "postmortem" and parsed.text != "done")
 
 
 def _needs_modal(parsed: Command, services: Services) -> bool:
@@ -88,13 +101,17 @@ async def _dispatch(
             user=user,
             severity=parsed.severity,
             scenario=parsed.scenario,
+            channel=channel,
         )
     if verb == "status":
         return await answers.status(services, incident_id=parsed.incident_id, channel=channel)
     if verb == "history":
-        return await answers.history(services)
+        return await answers.history(services, channel=channel)
     if verb == "backup":
         return await run_control.start_backup(services, user=user, channel=channel)
+    if verb == "backups":
+        async with services.pool.acquire() as conn:
+            return await restore_points.listing(conn)
     if verb == "rehearse":
         return await run_control.rehearse_command(services, parsed, user=user, channel=channel)
     if verb in comms_commands.VERBS:

@@ -11,11 +11,10 @@ VERBS = frozenset({"notice", "postmortem", "checklist", "contacts"})
 
 async def dispatch(
     services: Services, parsed: Command, *, user: str, channel: str, respond
-) -> str | None:
+) -> str | dict | None:
     """Carry out one verb; answers with blocks go through the command's response_url."""
     if parsed.verb == "notice":
-        await notice.preview(services, parsed, user=user, channel=channel, respond=respond)
-        return None
+        return await notice.preview(services, parsed, user=user, channel=channel)
     if parsed.verb == "checklist":
         await checklists.command(services, parsed, channel=channel, respond=respond)
         return None

@@ -194,22 +194,26 @@ async def rehearsal_passed(conn: asyncpg.Connection) -> bool:
     )
 
 
-async def history_rows(conn: asyncpg.Connection, *, limit: int) -> list[Record]:
-    """Recent incidents with their first rollback decision and latest rollback run."""
+async def history_rows(
+    conn: asyncpg.Connection, *, limit: int, channel: str | None = None
+) -> list[Record]:
+    """Recent incidents (of one channel, when given) with their first decision and last run."""
     return await conn.fetch(
         "select i.*, (select min(a.decided_at) from approvals a where a.incident_id = i.id"
         "   and a.state in ('approved', 'rejected')) as decided_at,"
         " r.ended_at as run_ended_at, r.state as run_state, r.verification_passed"
         " from incidents i left join lateral (select ended_at, state, verification_passed"
         "   from runs where incident_id = i.id and kind = 'rollback' order by id desc limit 1)"
-        " r on true order by i.id desc limit $1",
+        " r on true where ($2::text is null or i.channel = $2) order by i.id desc limit $1",
         limit,
+        channel,
     )
 
 
 async def active_runs(conn: asyncpg.Connection) -> list[Record]:
-    """Runs not ended: queued, running, or stopped waiting for a decision."""
+    """Runs not ended: held, queued, running, or stopped waiting for a decision."""
     return await conn.fetch(
-        "select * from runs where state in ('queued', 'running', 'waiting', 'interrupted')"
+        "select * from runs where state in ('held', 'queued', 'running', 'waiting',"
+        " 'interrupted')"
         " order by id"
     )

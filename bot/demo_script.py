@@ -21,6 +21,12 @@ from bot.ids import Action
 from bot.standin.slack_requests import block_actions_body, sign, slash_command_body
 
 ENDED = ("succeeded", "failed", "aborted", "cancelled", "waiting", "interrupted")
+# Orders customers placed while the integration ran: a database restore discards them, and
+# the bot's "What the rollback discarded" message names them.
+ORDERS_DURING_INTEGRATION = (
+    "INSERT INTO orders (customer_id, status, total, created_at) "
+    "SELECT 1, 'paid', 42.50, now() FROM generate_series(1, 3);"
+)
 TABLES_SQL = "select tablename from pg_tables where schemaname = 'public' order by tablename"
 
 
@@ -37,6 +43,7 @@ class Outcome:
     checks: list[tuple[str, bool]] = field(default_factory=list)
     notice_posted: bool = False
     postmortem: list[str] = field(default_factory=list)  # where the post-mortem ended up
+    discarded: str = ""  # what the bot said the rollback discarded (its stored comparison)
 
     @property
     def restored(self) -> bool:
@@ -203,6 +210,8 @@ async def play(stage: Stage, transcript: Transcript, watcher: Watcher, scenario:
     transcript.note(
         f"Rows of {stage.shop_db} the failure changed:\n" + _differences(outcome.counts)
     )
+    await asyncio.to_thread(stage.sandbox.psql, ORDERS_DURING_INTEGRATION)  # lost by a restore
+    transcript.note("Meanwhile customers placed 3 orders, which a database restore discards.")
 
     transcript.narrate("3 · @alice declares a CRITICAL incident")
     await people.command(ALICE, f"declare critical {scenario} WMS sync is corrupting orders")
@@ -254,6 +263,15 @@ async def play(stage: Stage, transcript: Transcript, watcher: Watcher, scenario:
         )
     ]
     outcome.counts["after"] = await row_counts(stage)
+    compared = await stage.db.fetchrow(
+        "select * from data_comparisons order by run_id desc limit 1"
+    )
+    if compared is not None:
+        outcome.discarded = (
+            compared["error"]
+            or f"{compared['discarded_rows']} rows only in the "
+            f"failed state (kept in {compared['failed_database']})"
+        )
     after = await asyncio.to_thread(stage.sandbox.snapshot)
     outcome.database_restored = after.database == before.database
     outcome.files_restored = after.files == before.files

@@ -60,6 +60,8 @@ def summarise(
     )
     where = "\n".join(outcome.postmortem) or f"none ({missing})"
     transcript.note(f"Post-mortem:\n{where}")
+    if outcome.discarded:
+        transcript.note(f"What the rollback discarded: {outcome.discarded}")
     transcript.note(f"Rows per table of {stage.shop_db}:\n" + count_table(outcome.counts))
     database, files = (
         ("yes" if same else "NO") for same in (outcome.database_restored, outcome.files_restored)

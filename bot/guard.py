@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Awaitable
@@ -24,11 +25,68 @@ UNEXPECTED = (
 )
 
 
+def clicked_channel(body: dict) -> str | None:
+    """The channel a button was pressed in (the payload's channel, else its container's)."""
+    channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
+    container = body.get("container") if isinstance(body.get("container"), dict) else {}
+    found = channel.get("id") or container.get("channel_id")
+    return found if isinstance(found, str) else None
+
+
+ACK_BUDGET = 2.5  # seconds: Slack waits 3 s for the acknowledgement
+STILL_WORKING = ":hourglass_flowing_sand: Still working on that; I'll answer here when it's done."
+
+
+async def ack_with_outcome(ack, respond, work: Awaitable[object]) -> None:
+    """Acknowledge done work: await `work` (it commits), then ack with its answer.
+
+    The HTTP response Slack gets is the outcome, so an acknowledged change is never lost:
+    nothing the user was told happened is left to do after the ack. Should the work take
+    longer than Slack waits (a database that hangs), the ack says it is still in progress
+    (not that anything happened) and the outcome follows through the response_url.
+    """
+    task = asyncio.ensure_future(outcome(work))
+    done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET)
+    if not done:
+        await ack(response_type="ephemeral", text=STILL_WORKING)
+        await answer_safely(respond, task)
+        return
+    answer = task.result()
+    if answer is None:
+        await ack()
+    elif isinstance(answer, dict):
+        await ack(response_type="ephemeral", **answer)
+    else:
+        await ack(response_type="ephemeral", text=answer)
+
+
+async def done_then_answer(ack, respond, work: Awaitable[object]) -> None:
+    """For buttons: do (and commit) `work`, then acknowledge, then answer privately."""
+    text = await outcome(work)
+    await ack()
+    await answer_safely(respond, _ready(text))
+
+
+async def _ready(value):
+    return value
+
+
 async def answer_safely(respond, work: Awaitable[object]) -> None:
     """Await `work`; answer its text (or the reason it failed) to the user, ephemerally."""
+    text = await outcome(work)
+    fields = text if isinstance(text, dict) else {"text": text}
+    if fields.get("text"):
+        try:
+            await respond(**fields, response_type="ephemeral", replace_original=False)
+        except Exception as error:  # the answer is a courtesy; never let it crash the handler
+            log.warning("could not answer the user: %s", error)
+
+
+async def outcome(work: Awaitable[object]) -> str | dict | None:
+    """Await `work`; its answer (text, or a dict of message fields), or why it failed."""
     try:
         result = await work
-        text = result if isinstance(result, str) else None
+        text = result if isinstance(result, str | dict) else None
     except Refusal as refusal:
         text = f":warning: {refusal}"
     except (
@@ -48,8 +106,4 @@ async def answer_safely(respond, work: Awaitable[object]) -> None:
     except Exception:
         log.exception("handler failed")
         text = UNEXPECTED
-    if text:
-        try:
-            await respond(text=text, response_type="ephemeral", replace_original=False)
-        except Exception as error:  # the answer is a courtesy; never let it crash the handler
-            log.warning("could not answer the user: %s", error)
+    return text

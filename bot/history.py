@@ -35,12 +35,12 @@ def history_line(row, numbers: Figures) -> str:
     )
 
 
-async def history_text(services: Services, *, limit: int = 15) -> str:
-    """The latest incidents, newest first, with the means over them."""
+async def history_text(services: Services, *, limit: int = 15, channel: str | None = None) -> str:
+    """The latest incidents (of `channel`, when given), newest first, with their means."""
     async with services.pool.acquire() as conn:
-        rows = await comms_store.history_rows(conn, limit=limit)
+        rows = await comms_store.history_rows(conn, limit=limit, channel=channel)
     if not rows:
-        return "No incidents yet."
+        return "No incidents in this channel yet." if channel else "No incidents yet."
     numbers = [figures(times_of(row)) for row in rows]
     lines = ["Recent incidents (detect = declared − detected; decide = approval − declared; "
              "restore = rollback end − declared):"]  # fmt: skip

@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from actions.durations import format_duration
 from bot import blocks, comms_store, run_store, store
-from bot.incidents import format_id
+from bot.incidents import State, format_id
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ _RUN_STATE = {
     "running": "running",
     "waiting": "stopped at a failed step, waiting for a decision",
     "interrupted": "interrupted, waiting for a decision",
+    "held": "waiting for the operation ahead of it to end",
 }
 
 
@@ -40,22 +41,27 @@ def run_line(run, now: datetime) -> str:
     )
 
 
+def home_incident_line(incident) -> str:
+    """An open incident as anyone may see it: no summary, and its channel as a link that Slack
+    names only for the channel's members (a private channel's incident tells an outsider
+    nothing more than that it exists)."""
+    state = blocks.STATE_TEXT[State(incident["state"])]
+    return f"{blocks.incident_title(incident)} · {state} · in <#{incident['channel']}>"
+
+
 def home_blocks(
     *, project: str, incidents: list, backup, runs: list, now: datetime
 ) -> list[dict[str, Any]]:
-    """The Home tab's blocks, from stored rows (user text escaped by `incident_line`)."""
+    """The Home tab's blocks, from stored rows; no user-typed text is shown."""
     result: list[dict[str, Any]] = [
         {
             "type": "header",
             "text": {"type": "plain_text", "text": f"Rollback bot · {project}"[:150]},
         }
     ]
-    lines = [blocks.incident_line(i) for i in incidents[:MAX_LINES]]
+    lines = [home_incident_line(i) for i in incidents[:MAX_LINES]]
     result.append(
-        blocks.section(
-            "*Open incidents*\n" + ("\n".join(lines) if lines else "None. :sunny:"),
-            verbatim=True,  # summaries are user text: no auto-linked URLs
-        )
+        blocks.section("*Open incidents*\n" + ("\n".join(lines) if lines else "None. :sunny:"))
     )
     if backup is None:
         last = "No completed backup yet: `/rollback backup` makes one."

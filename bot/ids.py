@@ -16,6 +16,7 @@ class Action(StrEnum):
     POST_NOTICE = "notice_post"
     TICK_CHECKLIST = "checklist_tick"
     POSTMORTEM_DONE = "postmortem_done"
+    CHOOSE_BACKUP = "restore_point_choose"
 
 
 class View(StrEnum):

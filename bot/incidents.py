@@ -53,6 +53,14 @@ TRANSITIONS: dict[tuple[State | None, Event], State] = {
     (S.AWAITING_APPROVAL, E.RESOLVE): S.RESOLVED,
     (S.AWAITING_APPROVAL, E.CANCEL): S.CANCELLED,
     (S.ROLLBACK_QUEUED, E.START_RUN): S.ROLLING_BACK,
+    # The run stopped before its first step (the process died during the artifact check, or
+    # the run was aborted while it waited for the project): a person decides, as after a step.
+    (S.ROLLBACK_QUEUED, E.INTERRUPTED): S.ROLLBACK_STOPPED,
+    (S.ROLLBACK_QUEUED, E.STEP_FAILED): S.ROLLBACK_STOPPED,
+    (S.ROLLBACK_QUEUED, E.RESUME): S.ROLLBACK_QUEUED,
+    (S.ROLLBACK_QUEUED, E.RUN_FAILED): S.ROLLBACK_FAILED,
+    (S.ROLLBACK_QUEUED, E.RESOLVE): S.RESOLVED,  # the queued or held run is aborted unstarted
+    (S.ROLLBACK_QUEUED, E.CANCEL): S.CANCELLED,
     (S.ROLLING_BACK, E.STEP_FAILED): S.ROLLBACK_STOPPED,
     (S.ROLLING_BACK, E.INTERRUPTED): S.ROLLBACK_STOPPED,
     (S.ROLLING_BACK, E.RUN_SUCCEEDED): S.ROLLED_BACK,
@@ -60,6 +68,7 @@ TRANSITIONS: dict[tuple[State | None, Event], State] = {
     (S.ROLLBACK_STOPPED, E.RESUME): S.ROLLING_BACK,
     (S.ROLLBACK_STOPPED, E.RUN_FAILED): S.ROLLBACK_FAILED,
     (S.ROLLBACK_STOPPED, E.RESOLVE): S.RESOLVED,  # fixed by hand; the stopped run is aborted
+    (S.ROLLBACK_STOPPED, E.CANCEL): S.CANCELLED,  # a false alarm; the stopped run is aborted
     (S.ROLLED_BACK, E.RESOLVE): S.RESOLVED,
     (S.ROLLBACK_FAILED, E.RESOLVE): S.RESOLVED,
     (S.ROLLBACK_FAILED, E.ESCALATE): S.ROLLBACK_FAILED,  # `escalate ID critical` asks again
@@ -72,7 +81,8 @@ CLOSED_STATES = frozenset({S.RESOLVED, S.CANCELLED})
 _REFUSALS = {
     S.RESOLVED: "it is already resolved",
     S.CANCELLED: "it was cancelled",
-    S.ROLLBACK_QUEUED: "its rollback has been approved and is about to start",
+    S.ROLLBACK_QUEUED: "its rollback is approved and waiting to start (resolve or cancel the "
+    "incident to drop it)",
     S.ROLLING_BACK: "its rollback is running (use the Cancel button in the thread to stop it)",
     S.ROLLBACK_STOPPED: "its rollback is stopped: decide in the thread (Retry, Skip, Resume or "
     "Abort), or resolve it if it was fixed by hand",

@@ -42,7 +42,7 @@ def outcome(times: IncidentTimes) -> str:
         return "rolled back, verified" if times.verified else "rolled back, not verified"
     if times.run_state in ("failed", "aborted", "cancelled"):
         return f"rollback {times.run_state}"
-    if times.run_state in ("queued", "running", "waiting", "interrupted"):
+    if times.run_state in ("held", "queued", "running", "waiting", "interrupted"):
         return "rollback in progress"
     return {"resolved": "resolved without rollback", "cancelled": "cancelled"}.get(
         times.state, "open"

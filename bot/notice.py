@@ -8,10 +8,10 @@ from typing import Any
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
-from bot import blocks, comms_store, outbox, run_store, store
+from bot import access, blocks, comms_store, data_facts, outbox, run_store, store
 from bot.approvals import root_key
 from bot.comms_render import Moment, Text, Who, render, sections
-from bot.guard import answer_safely
+from bot.guard import clicked_channel, done_then_answer
 from bot.ids import Action
 from bot.incidents import format_id
 from bot.services import Refusal, Services
@@ -45,6 +45,19 @@ async def notice_context(conn: asyncpg.Connection, services: Services, incident,
         "ended_at": Moment(run["ended_at"] or datetime.now(UTC)),
         "next_attempt": next_attempt.isoformat() if next_attempt else None,
         "on_call": Who(on_call) if on_call else None,
+        "data": await notice_data(conn, run_id=run["id"]),
+    }
+
+
+async def notice_data(conn: asyncpg.Connection, *, run_id: int) -> dict:
+    """What the notice may say about the data: from the run's stored comparison only."""
+    facts = data_facts.data_facts(await data_facts.comparison_of(conn, run_id=run_id))
+    return {
+        "no_loss": facts["no_loss"],
+        "compared": facts["compared"],
+        "lost_rows": facts.get("lost_rows", 0),
+        "lost": [Text(f"{rows} in {name}") for name, rows in facts["lost"]],
+        "kept": Text(facts.get("kept") or ""),
     }
 
 
@@ -119,12 +132,13 @@ async def post_notices(
     return posted, updated
 
 
-async def preview(services: Services, parsed, *, user: str, channel: str, respond) -> None:
+async def preview(services: Services, parsed, *, user: str, channel: str) -> dict:
     """`/rollback notice ID [next DATE]`: the notice, shown privately with a Post button."""
     async with services.pool.acquire() as conn:
         incident = await pick_incident(
             conn, incident_id=parsed.incident_id, channel=channel, verb="notice"
         )
+        access.in_own_channel(incident, channel, "prepare its notice")
         if parsed.next_attempt:
             async with conn.transaction():
                 when = date.fromisoformat(parsed.next_attempt)
@@ -145,12 +159,10 @@ async def preview(services: Services, parsed, *, user: str, channel: str, respon
             )
         text = await notice_text(conn, services, incident, run)
         done = {n["channel"] for n in await comms_store.notices(conn, run_id=run["id"])}
-    await respond(
-        text=f"Preview of {format_id(incident['id'])}'s maintenance notice",
-        blocks=_preview_blocks(services, text, run["id"], done),
-        response_type="ephemeral",
-        replace_original=False,
-    )
+    return {
+        "text": f"Preview of {format_id(incident['id'])}'s maintenance notice",
+        "blocks": _preview_blocks(services, text, run["id"], done),
+    }
 
 
 def _preview_blocks(services: Services, text: str, run_id: int, done: set[str]) -> list[dict]:
@@ -182,6 +194,7 @@ async def post_clicked(services: Services, body: dict) -> str:
         if run is None or not run["incident_id"] or run["ended_at"] is None:
             raise Refusal("That rollback run doesn't exist or hasn't ended; nothing was posted.")
         incident = await store.lock_incident(conn, incident_id=run["incident_id"])
+        access.in_own_channel(incident, clicked_channel(body), "post its notice")
         posted, updated = await post_notices(conn, services, incident, run, user=user, refresh=True)
     parts = [f"posted to {', '.join(f'<#{c}>' for c in posted)}" if posted else ""]
     parts.append(f"updated in {', '.join(f'<#{c}>' for c in updated)}" if updated else "")
@@ -193,5 +206,4 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.POST_NOTICE)
     async def post_notice(ack, body, respond) -> None:
-        await ack()
-        await answer_safely(respond, post_clicked(services, body))
+        await done_then_answer(ack, respond, post_clicked(services, body))

@@ -126,12 +126,15 @@ class Sender:
         """Look for owed messages now rather than at the next poll."""
         self._wake.set()
 
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
     async def run(self) -> None:
         """Deliver until cancelled; LISTEN wakes it when any process owes something."""
         listener = None
         try:
             listener = await self.pool.acquire()
-            await listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
         except (OSError, asyncpg.PostgresError):
             log.warning("outbox: no LISTEN connection; polling only")
         try:
@@ -148,6 +151,7 @@ class Sender:
         finally:
             if listener is not None:
                 with contextlib.suppress(Exception):
+                    await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
                     await self.pool.release(listener)
             for task in self._channels.values():
                 task.cancel()

@@ -25,7 +25,7 @@ from bot.services import Refusal, Services
 log = logging.getLogger(__name__)
 ROOT_WAIT = 30.0  # seconds to wait for the thread's root to reach Slack before uploading
 _FAILURES = (SlackApiError, SlackRequestError, aiohttp.ClientError, TimeoutError, OSError)
-_BUSY = ("queued", "running", "waiting", "interrupted")
+_BUSY = ("held", "queued", "running", "waiting", "interrupted")
 
 
 def document_path(services: Services, incident_id: int) -> Path:
@@ -94,9 +94,19 @@ async def create(services: Services, *, incident_id: int, run_id: int | None, ac
 
 
 async def refresh(services: Services, *, incident_id: int) -> None:
-    """Bring an existing post-mortem up to date (e.g. its resolution time); never create one."""
-    async with services.pool.acquire() as conn:
-        existing = await comms_store.get_postmortem(conn, incident_id=incident_id)
+    """Bring an existing post-mortem up to date (e.g. its resolution time); never create one.
+
+    One still being created (it may have read the incident before this change) is waited
+    for, up to ROOT_WAIT seconds, then brought up to date.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ROOT_WAIT
+    while True:
+        async with services.pool.acquire() as conn:
+            existing = await comms_store.get_postmortem(conn, incident_id=incident_id)
+        if existing is None or existing["state"] != "creating" or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.2)
     if existing is not None and existing["state"] == "created":
         await create(services, incident_id=incident_id, run_id=None, actor="bot")
 

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from actions.durations import format_duration
-from bot import comms_store
+from bot import comms_store, data_facts
 from bot.comms_render import Moment, Text, Who
 from bot.incidents import format_id
 from bot.metrics import IncidentTimes, figures
@@ -101,6 +101,22 @@ async def postmortem_context(conn: asyncpg.Connection, services: Services, incid
         ],
         "notices": [Text("#" + n["channel"]) for n in notices],
         "next_attempt": incident["next_attempt"].isoformat() if incident["next_attempt"] else None,
+        "data": await _data(conn, run),
+    }
+
+
+async def _data(conn: asyncpg.Connection, run) -> dict[str, Any]:
+    """The stored comparison of the restored database with the kept failed one, as text."""
+    comparison = await data_facts.comparison_of(conn, run_id=run["id"]) if run else None
+    facts = data_facts.data_facts(comparison)
+    return {
+        "present": comparison is not None,
+        "compared": facts["compared"],
+        "error": Text(facts["error"] or ""),
+        "kept": Text(facts.get("kept") or ""),
+        "restored": Text(facts.get("restored") or ""),
+        "headline": Text(facts.get("headline") or ""),
+        "lines": [Text(line) for line in facts["lines"]],
     }
 
 

@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from bot import blocks, comms_store, outbox, store
 from bot.approvals import root_key, thread_note
 from bot.buttons import clicked
-from bot.guard import answer_safely
+from bot.guard import done_then_answer
 from bot.ids import Action
 from bot.incidents import format_id
 from bot.services import Refusal, Services
@@ -108,10 +108,8 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.POSTMORTEM_DONE)
     async def postmortem_done(ack, body, respond) -> None:
-        await ack()
-
         async def work() -> str:
             user, incident_id = clicked(body)
             return await mark_done(services, incident_id=incident_id, user=user)
 
-        await answer_safely(respond, work())
+        await done_then_answer(ack, respond, work())

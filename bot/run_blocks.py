@@ -140,9 +140,16 @@ def host_results(hosts: Sequence[Any]) -> list[Block]:
 
 
 def controls(
-    run_id: int, index: int, name: str, *, reason: str, interrupted: bool = False
+    run_id: int,
+    index: int,
+    name: str,
+    *,
+    reason: str,
+    interrupted: bool = False,
+    skippable: bool = True,
 ) -> tuple[str, list[Block]]:
-    """Retry / Skip / Abort after a failure; Resume / Abort after an interruption."""
+    """Retry / Skip / Abort after a failure (no Skip when `skippable` is False, for a backup
+    step that makes an artifact); Resume / Abort after an interruption."""
     value = f"{run_id}:{index}"
     abort = button(
         "Abort",
@@ -172,20 +179,19 @@ def controls(
             abort,
         ]
     else:
-        elements = [
-            button("Retry", Action.RETRY, value, style="primary"),
-            button(
+        skip = button(
+            "Skip",
+            Action.SKIP,
+            value,
+            confirm=confirm_dialog(
+                "Skip this step?",
+                f"Step {index + 1} ({name[:80]}) will be recorded as skipped.",
                 "Skip",
-                Action.SKIP,
-                value,
-                confirm=confirm_dialog(
-                    "Skip this step?",
-                    f"Step {index + 1} ({name[:80]}) will be recorded as skipped.",
-                    "Skip",
-                ),
             ),
-            abort,
-        ]
+        )
+        elements = [button("Retry", Action.RETRY, value, style="primary"), abort]
+        if skippable:
+            elements.insert(1, skip)
     text = f":raised_hand: {reason} Approvers decide:"
     return reason, [
         section(text),

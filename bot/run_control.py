@@ -8,16 +8,18 @@ from datetime import UTC, datetime
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
+from actions.masking import MASK
 from actions.plan import rehearse as dry_run
 from actions.remote import HostPool
 from actions.remote_artifacts import artifact_hosts
 from actions.remote_plan import rehearse_on_hosts
 from actions.render import RenderContext
-from bot import blocks, outbox, run_blocks, run_store, store
-from bot.approvals import may_approve, refresh_root, thread_note
-from bot.guard import answer_safely
+from bot import access, blocks, outbox, run_blocks, run_queue, run_store, store
+from bot.approvals import refresh_root, thread_note
+from bot.executor import masker_for
+from bot.guard import done_then_answer
 from bot.ids import Action
-from bot.incidents import CLOSED_STATES, Event, format_id
+from bot.incidents import CLOSED_STATES, TRANSITIONS, Event, State, format_id
 from bot.run_outcomes import thread_of
 from bot.services import Refusal, Services
 
@@ -28,6 +30,27 @@ _CHOICE = {
     Action.ABORT: "Abort",
     Action.RESUME: "Resume",
 }
+# The run state each button is offered in: a click in any other state changes nothing.
+_OFFERED_IN = {
+    Action.RETRY: ("waiting",),
+    Action.SKIP: ("waiting",),
+    Action.RESUME: ("interrupted",),
+    Action.ABORT: ("waiting", "interrupted"),
+}
+_NOW = {
+    "waiting": "stopped at a failed step: Retry, Skip or Abort apply",
+    "interrupted": "interrupted: only Resume or Abort apply",
+    "queued": "queued to run",
+    "held": "waiting for another operation to end",
+    "running": "running",
+}
+
+
+def state_now(run) -> str:
+    """The run's state now, in words, for a click that no longer applies."""
+    step = f" at step {run['next_step'] + 1}" if run["state"] in ("waiting", "interrupted") else ""
+    words = _NOW.get(run["state"], f"over ({run['state']})")
+    return f"This run is {words}{step}; nothing changed."
 
 
 def _clicked(body: dict) -> tuple[str, int, int]:
@@ -39,7 +62,14 @@ def _clicked(body: dict) -> tuple[str, int, int]:
     return user, int(match.group(1)), int(match.group(2))
 
 
-async def _authorise(services: Services, conn, run, user: str, *, stopping: bool = False) -> None:
+async def _authorise(
+    services: Services, conn, run, user: str, *, stopping: bool = False, action=None
+) -> None:
+    """Who may act on a stopped or running run.
+
+    Retry, Skip and Resume carry the approved rollback further, so they need someone who may
+    approve it (an allowed approver who took no part in requesting it). Abort and Cancel stop
+    it: any allowed approver may, and Cancel also the declarer."""
     incident = (
         await store.get_incident(conn, incident_id=run["incident_id"])
         if run["incident_id"]
@@ -50,9 +80,13 @@ async def _authorise(services: Services, conn, run, user: str, *, stopping: bool
         if approvers and user not in approvers and user != run["requested_by"]:
             raise Refusal("Only the runbook's approvers or whoever started the backup may decide.")
         return
+    rid = format_id(incident["id"])
     if stopping and user == incident["declared_by"]:
         return  # stopping is always allowed to the declarer
-    await may_approve(services, user=user, incident=incident)
+    if stopping or action is Action.ABORT:
+        await access.must_be_approver(services, user, f"stop {rid}'s rollback")
+        return
+    await access.may_decide(conn, services, user=user, incident=incident)
 
 
 async def decide(services: Services, *, body: dict, action: Action) -> str:
@@ -63,17 +97,23 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
         run = await run_store.get_run(conn, run_id=run_id)
         if run is None:
             raise Refusal("That run doesn't exist.")
-        await _authorise(services, conn, run, user)
+        await _authorise(services, conn, run, user, action=action)
         async with conn.transaction():
             if run["incident_id"]:
                 await store.lock_incident(conn, incident_id=run["incident_id"])
             if run["incident_id"]:
                 incident = await store.get_incident(conn, incident_id=run["incident_id"])
-                if incident["state"] in CLOSED_STATES:
+                if incident["state"] in CLOSED_STATES and action is not Action.ABORT:
                     raise Refusal(
                         f"{format_id(incident['id'])} is {incident['state']}; its run can't "
                         "continue. Declare a new incident if needed."
                     )
+            if action is Action.SKIP and _makes_artifact(services, run, index):
+                raise Refusal(
+                    f"Step {index + 1} makes the backup's artifact, so it can't be skipped: a "
+                    "backup without it is not a backup. Retry it, or Abort (the last complete "
+                    "backup stays the one rollbacks use)."
+                )
             fields = (
                 {"ended_at": datetime.now(UTC)}
                 if action is Action.ABORT
@@ -85,18 +125,22 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
             claimed = await conn.fetchrow(
                 "update runs set state = $3, "
                 + ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, 4))
-                + " where id = $1 and next_step = $2 and state in ('waiting', 'interrupted')"
+                + f" where id = $1 and next_step = $2 and state = any(${len(fields) + 4}::text[])"
                 " returning *",
                 run_id,
                 index,
                 "aborted" if action is Action.ABORT else "queued",
                 *fields.values(),
+                list(_OFFERED_IN[action]),
             )
             if claimed is None:
-                raise Refusal(
-                    "This run is no longer waiting at that step (someone already "
-                    "decided, or the button is old); nothing changed."
-                )
+                now = await run_store.get_run(conn, run_id=run_id)
+                if now["state"] in _OFFERED_IN[action] and now["next_step"] != index:
+                    raise Refusal(
+                        f"This run is no longer waiting at step {index + 1} (someone already "
+                        "decided, or the button is old); nothing changed."
+                    )
+                raise Refusal(f"{choice} doesn't apply now. {state_now(now)}")
             when = blocks.slack_time(datetime.now(UTC))
             text, decided = run_blocks.control_decided(
                 f"*{choice}* chosen by {blocks.mention(user)} {when} (step {index + 1})."
@@ -114,10 +158,11 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
             if run["incident_id"]:
                 incident = await store.get_incident(conn, incident_id=run["incident_id"])
                 event = Event.RUN_FAILED if action is Action.ABORT else Event.RESUME
-                incident = await store.apply_transition(
-                    conn, incident=incident, event=event, actor=user, detail={"run_id": run_id}
-                )
-                await refresh_root(conn, services, incident)
+                if (State(incident["state"]), event) in TRANSITIONS:
+                    incident = await store.apply_transition(
+                        conn, incident=incident, event=event, actor=user, detail={"run_id": run_id}
+                    )
+                    await refresh_root(conn, services, incident)
             if action is Action.ABORT:
                 await outbox.post(
                     conn,
@@ -131,6 +176,11 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
         return "Aborted. No further step runs."
     services.run_queued(run_id)
     return f"{choice}: the run continues from step {index + 1 + (action is Action.SKIP)}."
+
+
+def _makes_artifact(services: Services, run, index: int) -> bool:
+    steps = services.runbook.backup_steps
+    return run["kind"] == "backup" and index < len(steps) and steps[index].artifact is not None
 
 
 async def cancel(services: Services, *, body: dict) -> str:
@@ -179,10 +229,12 @@ async def start_backup(services: Services, *, user: str, channel: str) -> str:
     steps = services.runbook.backup_steps
     if not steps:
         raise Refusal("The runbook has no [backup] steps.")
-    async with services.pool.acquire() as conn:
-        try:  # a unique index allows one backup in progress: two would write the same files
-            run = await store.insert_run(
+    async with services.pool.acquire() as conn, conn.transaction():
+        _refuse_a_second_backup(await run_store.active_run(conn))
+        try:  # one operation at a time (index runs_one_operation): else held behind it
+            run = await run_queue.enqueue(
                 conn,
+                services,
                 kind="backup",
                 channel=channel,
                 requested_by=user,
@@ -191,11 +243,28 @@ async def start_backup(services: Services, *, user: str, channel: str) -> str:
             )
         except asyncpg.UniqueViolationError:
             raise Refusal(
-                "A backup is already in progress (or stopped, waiting for a decision in its "
-                "thread). Let it finish, or abort it there, then try again."
+                "A backup is already waiting for its turn (or was started a moment ago); "
+                "nothing changed. Follow it in its thread."
             ) from None
+        if run["state"] == "held":  # behind a backup that started a moment ago: refused too
+            _refuse_a_second_backup(await run_store.get_run(conn, run_id=run["waits_for"] or 0))
+    if run["state"] == "held":
+        return (
+            f"Backup queued ({len(steps)} steps): another operation is active on this project. "
+            "Its thread says which; the backup starts when it ends."
+        )
     services.run_queued(run["id"])
     return f"Backup started ({len(steps)} steps); follow it in the channel."
+
+
+def _refuse_a_second_backup(active) -> None:
+    if active is None or active["kind"] != "backup":
+        return
+    hint = "" if active["channel"] else f" {run_queue.cli_hint(active)}"
+    raise Refusal(
+        f"A backup is already in progress: {run_queue.describe(active)}. Let it finish "
+        f"(or abort it), then try again.{hint}"
+    )
 
 
 async def rehearsal_text(services: Services, scenario_key: str) -> tuple[str, bool]:
@@ -211,16 +280,19 @@ async def rehearsal_text(services: Services, scenario_key: str) -> tuple[str, bo
             report = await rehearse_on_hosts(runbook, scenario, ctx, pinned, pool)
     else:
         report = dry_run(runbook, scenario, ctx, pinned)
+    # Rendered commands hold the values of [vars]: masked like any step's output. A program
+    # name the masked command no longer shows was read from a secret: it is masked too.
+    masker = masker_for(runbook.workdir)
     lines = [f"Rehearsal of `{scenario_key}` — {report.scenario.title}. Nothing was run."]
     for n, step in enumerate(report.steps, 1):
-        missing = (
-            f"  (not on PATH: {', '.join(step.missing_programs)})" if step.missing_programs else ""
-        )
-        lines.append(f"{n}. {step.name}{missing}")
-        lines.append(step.problem or step.command)
+        command = masker.mask(step.problem or step.command)
+        names = [p if p in command else MASK for p in step.missing_programs]
+        missing = f"  (not on PATH: {', '.join(dict.fromkeys(names))})" if names else ""
+        lines.append(masker.mask(f"{n}. {step.name}{missing}"))
+        lines.append(command)
     lines.append(f"Backup: {report.backup_problem or 'the artifacts it needs are intact'}")
     lines.append("Result: PASSED" if report.passed else "Result: problems found (see above)")
-    return "\n".join(lines), report.passed
+    return masker.mask("\n".join(lines)), report.passed
 
 
 async def rehearse_command(services: Services, parsed, *, user: str, channel: str) -> str:
@@ -244,8 +316,7 @@ def register(app: AsyncApp, services: Services) -> None:
     def handler_for(choice: Action):
         # Bolt passes arguments by name (`action` is one), so the choice rides in a closure.
         async def handler(ack, body, respond) -> None:
-            await ack()
-            await answer_safely(respond, decide(services, body=body, action=choice))
+            await done_then_answer(ack, respond, decide(services, body=body, action=choice))
 
         return handler
 
@@ -254,8 +325,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.CANCEL_RUN)
     async def cancel_run(ack, body, respond) -> None:
-        await ack()
-        await answer_safely(respond, cancel(services, body=body))
+        await done_then_answer(ack, respond, cancel(services, body=body))
 
 
 __all__ = ["format_id"]

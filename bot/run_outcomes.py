@@ -9,21 +9,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot import outbox, run_blocks, run_store, store
-from bot.approvals import refresh_root, root_key
-from bot.incidents import Event, State
+from bot.approvals import refresh_root
+from bot.incidents import CLOSED_STATES, TRANSITIONS, Event, State
+from bot.run_queue import has_message, thread_of
 from bot.run_report import RunReporter, progress_key
 from bot.services import Services
 
 
-def thread_of(run) -> str:
-    """The thread a run reports in: its incident's, or the backup's own."""
-    return root_key(run["incident_id"]) if run["incident_id"] else f"run/{run['id']}/root"
+async def begin(services: Services, run, reporter: RunReporter, refusal: str | None) -> bool:
+    """First start: the thread's progress message; the incident moves to rolling back.
 
-
-async def begin(services: Services, run, reporter: RunReporter, refusal: str | None) -> None:
-    """First start: the thread's progress message; the incident moves to rolling back."""
+    False when the incident was closed after the run was claimed: no step may run.
+    """
     async with services.pool.acquire() as conn, conn.transaction():
         incident = await _lock_incident(conn, run)
+        if incident is not None and incident["state"] in CLOSED_STATES:
+            return False
         if incident is not None and incident["state"] == State.ROLLBACK_QUEUED:
             incident = await store.apply_transition(
                 conn,
@@ -38,7 +39,7 @@ async def begin(services: Services, run, reporter: RunReporter, refusal: str | N
             text, blocks = run_blocks.progress(
                 dict(fresh), done=0, current=None, now=datetime.now(UTC), state="running"
             )
-            if run["kind"] == "backup":
+            if run["kind"] == "backup" and not await has_message(conn, thread_of(run)):
                 root_text, root = run_blocks.backup_root(run["requested_by"], len(reporter.names))
                 await _say(conn, run, text=root_text, blocks=root, key=thread_of(run))
             await _say(
@@ -49,13 +50,19 @@ async def begin(services: Services, run, reporter: RunReporter, refusal: str | N
                 key=progress_key(run["id"]),
                 thread_key=thread_of(run),
             )
+    return True
 
 
 async def hand_on(services: Services, run, reporter: RunReporter, index: int) -> None:
     """This process is stopping between steps: queue the run for another process."""
     async with services.pool.acquire() as conn, conn.transaction():
         queued = await run_store.set_run_state(
-            conn, run_id=run["id"], state="queued", from_states=("running",), owner=None
+            conn,
+            run_id=run["id"],
+            state="queued",
+            from_states=("running",),
+            holder=services.process_id,
+            owner=None,
         )
         if queued is None or not run["channel"]:
             return
@@ -72,20 +79,44 @@ async def hand_on(services: Services, run, reporter: RunReporter, index: int) ->
 async def stopped_at_failure(
     services: Services, run, reporter: RunReporter, index: int, steps
 ) -> None:
-    """A step failed: stop the run, ask approvers Retry / Skip / Abort."""
+    """A step failed: stop the run, ask approvers Retry / Skip / Abort.
+
+    A command-line run has nobody to ask (no thread, no buttons): it ends as failed, so it
+    does not hold the project; the CLI prints what failed and it is run again when fixed.
+    """
+    if not run["channel"]:
+        async with services.pool.acquire() as conn:
+            await run_store.set_run_state(
+                conn,
+                run_id=run["id"],
+                state="failed",
+                from_states=("running",),
+                holder=services.process_id,
+                owner=None,
+                ended_at=datetime.now(UTC),
+            )
+        return
     async with services.pool.acquire() as conn, conn.transaction():
         stopped = await run_store.set_run_state(
-            conn, run_id=run["id"], state="waiting", from_states=("running",), owner=None
+            conn,
+            run_id=run["id"],
+            state="waiting",
+            from_states=("running",),
+            holder=services.process_id,
+            owner=None,
         )
         if stopped is None:
             return
         await reporter.progress(conn, done=index, current=None, state="waiting", force=True)
         name = steps[index].name
+        makes_artifact = run["kind"] == "backup" and steps[index].artifact is not None
         text, blocks = run_blocks.controls(
             run["id"],
             index,
             name,
-            reason=f"Step {index + 1} ({name}) failed; the run is stopped.",
+            reason=f"Step {index + 1} ({name}) failed; the run is stopped."
+            + (" It makes the backup's artifact, so it can't be skipped." * makes_artifact),
+            skippable=not makes_artifact,
         )
         await _post_controls(conn, run, text, blocks)
         await _move_incident(
@@ -111,6 +142,7 @@ async def finish(
             run_id=run["id"],
             state=state,
             from_states=("running",),
+            holder=services.process_id,
             owner=None,
             ended_at=now,
             verification_passed=verified,
@@ -118,13 +150,14 @@ async def finish(
         if done is None:
             return
         total = done["total_steps"]
-        await reporter.progress(
-            conn,
-            done=total if state == "succeeded" else (next_index or done["next_step"]),
-            current=None,
-            state=state,
-            force=True,
-        )
+        if await has_message(conn, progress_key(run["id"])):  # none if stopped before begin
+            await reporter.progress(
+                conn,
+                done=total if state == "succeeded" else (next_index or done["next_step"]),
+                current=None,
+                state=state,
+                force=True,
+            )
         if reporter.checks:
             text, blocks = run_blocks.verification(reporter.checks)
             await _say(conn, run, text=text, blocks=blocks, thread_key=thread_of(run))
@@ -151,12 +184,33 @@ async def finish(
 
 
 async def interrupted(services: Services, conn, run) -> None:
-    """Tell the thread which step a dead process cut, and offer Resume / Abort."""
+    """Tell the thread which step a dead process cut, and offer Resume / Abort.
+
+    If the run's incident was closed meanwhile, nothing can continue it: it is aborted.
+    """
     cut = await run_store.interrupt_running_steps(conn, run_id=run["id"])
+    incident = await _lock_incident(conn, run)
+    if incident is not None and incident["state"] in CLOSED_STATES:
+        await run_store.set_run_state(
+            conn, run_id=run["id"], state="aborted", from_states=("interrupted",),
+            ended_at=datetime.now(UTC),
+        )  # fmt: skip
+        await store.record_event(
+            conn, incident_id=run["incident_id"], run_id=run["id"], actor="bot",
+            kind="run_abort", detail={"why": f"the incident is {incident['state']}"},
+        )  # fmt: skip
+        return
     index = cut[0]["step_index"] if cut else run["next_step"]
-    scenario = services.runbook.scenario(run["scenario"]) if run["kind"] == "rollback" else None
-    steps = scenario.steps if scenario else services.runbook.backup_steps
-    if index >= len(steps):  # every step had finished: only the verification is left
+    rollback = run["kind"] == "rollback"
+    scenario = services.runbook.scenario(run["scenario"]) if rollback else None
+    steps = scenario.steps if scenario else ([] if rollback else services.runbook.backup_steps)
+    if rollback and scenario is None:
+        name = f"scenario {run['scenario']}"
+        what = (
+            f"its scenario `{run['scenario']}` is no longer in the runbook, so Resume will "
+            "refuse to start it until the scenario is back; Abort ends the run"
+        )
+    elif index >= len(steps):  # every step had finished: only the verification is left
         name = "the verification checks"
         what = "every step had finished; the verification checks had not completed"
     else:
@@ -165,6 +219,7 @@ async def interrupted(services: Services, conn, run) -> None:
             f"step {index + 1} ({name}) was running and may have partly run"
             if cut
             else f"no step was running; the next is step {index + 1} ({name})"
+            + (" — it stopped before its first step; Resume starts it" if index == 0 else "")
         )
     text, blocks = run_blocks.controls(
         run["id"],
@@ -188,6 +243,23 @@ async def interrupted(services: Services, conn, run) -> None:
     )
 
 
+async def interrupted_plainly(conn, run) -> None:
+    """The fallback when reporting an interruption failed: record it, no messages.
+
+    The run is interrupted (so `rollback-bot runs` shows it and `rollback-bot abort` ends it),
+    and its incident is left as it was.
+    """
+    await run_store.interrupt_running_steps(conn, run_id=run["id"])
+    await store.record_event(
+        conn,
+        incident_id=run["incident_id"],
+        run_id=run["id"],
+        actor="bot",
+        kind="run_interrupted",
+        detail={"step": run["next_step"], "reported": False},
+    )
+
+
 async def _say(conn, run, **message) -> str | None:
     """Owe a message about a run; runs started from the command line have no channel."""
     if not run["channel"]:
@@ -208,9 +280,19 @@ async def _lock_incident(conn, run):
 
 
 async def _move_incident(conn, services: Services, run, event: Event, detail: dict) -> None:
-    """Make the incident follow its run (backups have no incident)."""
+    """Make the incident follow its run (backups have no incident).
+
+    An incident that can't follow (closed, or in a state the table has no move for) stays
+    where it is; the run's own state is what decides what comes next, and the audit says so.
+    """
     incident = await _lock_incident(conn, run)
     if incident is None:
+        return
+    if (State(incident["state"]), event) not in TRANSITIONS:
+        await store.record_event(
+            conn, incident_id=incident["id"], run_id=run["id"], actor="bot",
+            kind="incident_not_moved", detail={**detail, "event": event.value},
+        )  # fmt: skip
         return
     incident = await store.apply_transition(
         conn, incident=incident, event=event, actor="bot", detail=detail

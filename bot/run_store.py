@@ -8,6 +8,8 @@ from pathlib import Path
 import asyncpg
 
 from actions.artifacts import RecordedArtifact
+from actions.runner import KILL_GRACE
+from bot import store
 
 Record = asyncpg.Record
 
@@ -48,24 +50,99 @@ async def queued_runs(conn: asyncpg.Connection) -> list[Record]:
     return await conn.fetch("select id from runs where state = 'queued' order by id")
 
 
-async def orphan_runs(conn: asyncpg.Connection) -> list[Record]:
-    """Running runs whose owner stopped renewing its lease, marked interrupted (claimed)."""
-    return await conn.fetch(
-        "update runs set state = 'interrupted', owner = null where state = 'running'"
-        " and lease_until < now() returning *"
+ACTIVE = ("queued", "running", "waiting", "interrupted")  # hold the project (005 index)
+
+
+async def stale_runs(conn: asyncpg.Connection, *, grace: float) -> list[int]:
+    """Running runs whose lease lapsed more than `grace` seconds ago: their owner is gone."""
+    rows = await conn.fetch(
+        "select id from runs where state = 'running'"
+        " and lease_until < now() - make_interval(secs => $1) order by id",
+        grace,
+    )
+    return [r["id"] for r in rows]
+
+
+async def take_orphan(conn: asyncpg.Connection, *, run_id: int, grace: float) -> Record | None:
+    """Mark one stale running run interrupted (the UPDATE is the claim); None if it moved on."""
+    return await conn.fetchrow(
+        "update runs set state = 'interrupted', owner = null where id = $1 and state = 'running'"
+        " and lease_until < now() - make_interval(secs => $2) returning *",
+        run_id,
+        grace,
+    )
+
+
+async def active_run(conn: asyncpg.Connection) -> Record | None:
+    """The run holding the project (queued, running, or stopped waiting for a person)."""
+    return await conn.fetchrow(
+        "select * from runs where state = any($1::text[]) order by id limit 1", list(ACTIVE)
+    )
+
+
+async def enqueue_run(conn: asyncpg.Connection, **fields) -> Record:
+    """Insert a run queued, or 'held' behind the active run: the unique index decides.
+
+    A held backup refused by `runs_one_held_backup` raises UniqueViolationError.
+    """
+    try:
+        async with conn.transaction():  # a savepoint: only the index knows who was first
+            return await store.insert_run(conn, **fields)
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name != "runs_one_operation":
+            raise
+    active = await active_run(conn)
+    return await store.insert_run(
+        conn, **fields, state="held", waits_for=active["id"] if active else None
+    )
+
+
+async def promote_held(conn: asyncpg.Connection) -> Record | None:
+    """Queue the oldest held run if the project is free; None if it isn't (or none is held)."""
+    try:
+        async with conn.transaction():
+            return await conn.fetchrow(
+                "update runs set state = 'queued' where id = (select id from runs"
+                " where state = 'held' order by id limit 1)"
+                " and state = 'held'"
+                " and not exists (select 1 from runs where state = any($1::text[]))"
+                " returning *",
+                list(ACTIVE),
+            )
+    except asyncpg.UniqueViolationError:  # another process promoted one at the same moment
+        return None
+
+
+async def current_step(conn: asyncpg.Connection, *, run_id: int) -> Record | None:
+    """The step a run is on: the one running, else the last one recorded."""
+    return await conn.fetchrow(
+        "select * from step_results where run_id = $1"
+        " order by (status = 'running') desc, id desc limit 1",
+        run_id,
     )
 
 
 async def set_run_state(
-    conn: asyncpg.Connection, *, run_id: int, state: str, from_states: tuple[str, ...], **changes
+    conn: asyncpg.Connection,
+    *,
+    run_id: int,
+    state: str,
+    from_states: tuple[str, ...],
+    holder: str | None = None,
+    **changes,
 ) -> Record | None:
-    """Move a run from one of `from_states` to `state` atomically; None when it had moved on."""
+    """Move a run from one of `from_states` to `state` atomically; None when it had moved on.
+
+    With `holder`, only while that process still owns the run (the executor's own moves).
+    """
     columns = {"state": state, **changes}
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, 3))
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, 4))
     return await conn.fetchrow(
-        f"update runs set {sets} where id = $1 and state = any($2::text[]) returning *",
+        f"update runs set {sets} where id = $1 and state = any($2::text[])"
+        " and ($3::text is null or owner = $3) returning *",
         run_id,
         list(from_states),
+        holder,
         *columns.values(),
     )
 
@@ -81,12 +158,22 @@ async def request_stop(conn: asyncpg.Connection, *, run_id: int, user: str) -> R
 
 
 async def abort_stopped_runs(conn: asyncpg.Connection, *, incident_id: int) -> list[Record]:
-    """Abort the incident's runs that wait for a decision (the incident is being closed)."""
-    return await conn.fetch(
-        "update runs set state = 'aborted', ended_at = now() where incident_id = $1"
-        " and state in ('waiting', 'interrupted') returning *",
+    """Abort the incident's runs that wait for a decision or for their turn (closing it).
+
+    A run claimed by a live process ('running', lease not lapsed by more than the kill
+    grace) is left alone: if it had not started its first step, the executor sees the closed
+    incident and stops it before that step. One whose process is gone is aborted too.
+    """
+    aborted = await conn.fetch(
+        "update runs set state = 'aborted', owner = null, ended_at = now() where incident_id = $1"
+        " and (state in ('waiting', 'interrupted', 'queued', 'held') or (state = 'running'"
+        " and lease_until < now() - make_interval(secs => $2))) returning *",
         incident_id,
+        KILL_GRACE,
     )
+    for run in aborted:
+        await interrupt_running_steps(conn, run_id=run["id"])
+    return aborted
 
 
 async def stop_requested(conn: asyncpg.Connection, *, run_id: int) -> str | None:
@@ -100,7 +187,8 @@ class LostRun(Exception):
 
 async def _fence(conn: asyncpg.Connection, *, run_id: int, owner: str, next_step: int) -> None:
     result = await conn.execute(
-        "update runs set next_step = $3 where id = $1 and owner = $2 and state = 'running'",
+        "update runs set next_step = $3 where id = $1 and owner = $2 and state = 'running'"
+        " and lease_until > now()",
         run_id,
         owner,
         next_step,
@@ -196,10 +284,16 @@ async def insert_check(conn: asyncpg.Connection, *, run_id: int, check) -> None:
 async def insert_artifact(
     conn: asyncpg.Connection, *, run_id: int, artifact: RecordedArtifact, workdir: Path
 ) -> None:
-    """Record an artifact of a backup step that succeeded."""
+    """Record an artifact of a backup step that succeeded (a file with its mtime, for listings)."""
+    mtime = None
+    if artifact.kind == "file" and artifact.path:
+        try:
+            mtime = (Path(workdir) / artifact.path).stat().st_mtime
+        except OSError:
+            mtime = None  # recorded as unknown; the listing then compares the size only
     await conn.execute(
-        "insert into artifacts (run_id, name, kind, path, value, size, sha256, workdir)"
-        " values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "insert into artifacts (run_id, name, kind, path, value, size, sha256, workdir, mtime)"
+        " values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         run_id,
         artifact.name,
         artifact.kind,
@@ -208,6 +302,7 @@ async def insert_artifact(
         artifact.size,
         artifact.sha256,
         str(workdir),
+        mtime,
     )
 
 

@@ -30,6 +30,8 @@ from bot import (
     home,
     notice,
     reminders,
+    restore_choice,
+    restore_points,
     run_control,
     run_store,
     views,
@@ -81,6 +83,7 @@ def create_bolt_app(settings: Settings, services: Services, client: AsyncWebClie
 
     for module in (commands, buttons, views, run_control, home, notice, checklists, reminders):
         module.register(app, services)
+    restore_choice.register(app, services)
     return app
 
 
@@ -128,11 +131,16 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
 
     services.members_of = members_of
 
-    async def scenario_refusal(conn, scenario) -> str | None:
-        latest = await run_store.latest_backup(conn)
-        pinned = latest[1] if latest else None
+    async def scenario_refusal(conn, scenario, backup_run_id: int | None = None) -> str | None:
+        """Why `scenario` can't restore from backup `backup_run_id` (None: the default one)."""
+        if backup_run_id is None:
+            default = await restore_points.newest_clean(conn)
+            backup_run_id = default["id"] if default else None
+        if backup_run_id is None:
+            return await artifact_refusal_soon(services.runbook, scenario, None, timeout=2.0)
+        artifacts = await run_store.backup_artifacts(conn, backup_run_id=backup_run_id)
         # artifacts on hosts are checked there, briefly: the run's start checks them again
-        return await artifact_refusal_soon(services.runbook, scenario, pinned, timeout=2.0)
+        return await artifact_refusal_soon(services.runbook, scenario, artifacts, timeout=2.0)
 
     services.scenario_refusal = scenario_refusal
     executor = RunExecutor(services, lease=settings.run_lease, poll_interval=settings.sync_interval)

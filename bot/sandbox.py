@@ -205,12 +205,22 @@ class Sandbox:
         _write(self.project, {"package.json": files.package_json(extra),
                               "package-lock.json": files.package_lock(extra)})  # fmt: skip
 
+    def kept_databases(self) -> list[str]:
+        """The failed databases rollbacks kept (renamed to `<db_name>_failed_<ts>`)."""
+        pattern = self.db_name.replace("_", "\\_") + "\\_failed\\_%"
+        return self.psql(
+            f"SELECT datname FROM pg_database WHERE datname LIKE '{pattern}' ORDER BY datname",
+            database=_maintenance_db(self.server_dsn),
+        ).split()
+
     def destroy(self) -> None:
         """Stop the app, drop the database and remove the root directory."""
         try:
             if (self.root / "bin" / "_shim.py").exists():
                 self.stop_app()
             _drop_database(self, self.db_name)
+            for kept in self.kept_databases():  # failed databases a rollback renamed
+                _drop_database(self, kept)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

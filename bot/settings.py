@@ -37,6 +37,7 @@ class Settings:
     run_lease: float  # a run whose process stops renewing this lease is taken as interrupted
     shutdown_grace: float  # on SIGTERM, how long the current step may take to finish
     log_level: str
+    port_given: bool = False  # PORT was set (Socket Mode then answers /healthz on it)
 
     @property
     def socket_mode(self) -> bool:
@@ -71,7 +72,13 @@ def load_settings(
     return Settings(
         slack_bot_token=_prefixed(get, "SLACK_BOT_TOKEN", "xoxb-", "a bot token starting xoxb-"),
         slack_signing_secret=get("SLACK_SIGNING_SECRET"),
-        slack_app_token=_prefixed(get, "SLACK_APP_TOKEN", "xapp-", "an app token starting xapp-"),
+        slack_app_token=_prefixed(
+            get,
+            "SLACK_APP_TOKEN",
+            "xapp-",
+            "an app-level token starting xapp- (Basic Information → App-Level Tokens; "
+            "the xoxb- bot token goes in SLACK_BOT_TOKEN)",
+        ),
         slack_api_url=_api_url(get("SLACK_API_URL") or "https://slack.com/api/"),
         database_url=_database_url(get("DATABASE_URL")),
         data_dir=Path(
@@ -87,6 +94,7 @@ def load_settings(
         run_lease=_number(get, "ROLLBACK_RUN_LEASE", 30.0, float, 1.0, 3600.0, "seconds"),
         shutdown_grace=_number(get, "ROLLBACK_SHUTDOWN_GRACE", 25.0, float, 0.0, 3600.0, "seconds"),
         log_level=_log_level(get("ROLLBACK_LOG_LEVEL") or "INFO"),
+        port_given=get("PORT") is not None,
     )
 
 

@@ -129,16 +129,23 @@ async def recent_incidents(conn: asyncpg.Connection, *, limit: int = 10) -> list
 
 
 async def insert_approval(
-    conn: asyncpg.Connection, *, incident_id: int, scenario: str, reason: str, expires_after: float
+    conn: asyncpg.Connection,
+    *,
+    incident_id: int,
+    scenario: str,
+    reason: str,
+    expires_after: float,
+    approvals_required: int = 1,
 ) -> Record:
     """A pending approval request that expires `expires_after` seconds from now."""
     return await conn.fetchrow(
-        "insert into approvals (incident_id, scenario, reason, expires_at)"
-        " values ($1, $2, $3, now() + make_interval(secs => $4)) returning *",
+        "insert into approvals (incident_id, scenario, reason, expires_at, approvals_required)"
+        " values ($1, $2, $3, now() + make_interval(secs => $4), $5) returning *",
         incident_id,
         scenario,
         reason,
         expires_after,
+        approvals_required,
     )
 
 
@@ -229,12 +236,17 @@ async def insert_run(
     approval_id: int | None = None,
     scenario: str | None = None,
     backup_run_id: int | None = None,
+    state: str = "queued",
+    waits_for: int | None = None,
 ) -> Record:
-    """A queued run; approval_id is unique, so one approval can never queue two runs."""
+    """A queued (or held) run; approval_id is unique, so one approval never queues two runs.
+
+    A 'queued' run is refused by the `runs_one_operation` index while another run is active.
+    """
     return await conn.fetchrow(
         "insert into runs (kind, channel, requested_by, ts, total_steps, incident_id,"
-        " approval_id, scenario, backup_run_id) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        " returning *",
+        " approval_id, scenario, backup_run_id, state, waits_for)"
+        " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning *",
         kind,
         channel,
         requested_by,
@@ -244,6 +256,8 @@ async def insert_run(
         approval_id,
         scenario,
         backup_run_id,
+        state,
+        waits_for,
     )
 
 

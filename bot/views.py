@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 
 from actions.model import Runbook
 from bot import blocks, workflow
-from bot.guard import answer_safely
+from bot.guard import done_then_answer
 from bot.ids import Field, View
 from bot.incidents import Severity
 from bot.parsing import MAX_TEXT, Command, clean_text
@@ -150,15 +150,11 @@ def register(app: AsyncApp, services: Services) -> None:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        await ack()
-        await answer_safely(
+        # Declared (committed) before the ack closes the modal; the answer follows privately.
+        await done_then_answer(
+            ack,
             _ephemeral_to(client, channel, user),
-            workflow.declare(
-                services,
-                channel=channel,
-                user=user,
-                **submission,
-            ),
+            workflow.declare(services, channel=channel, user=user, **submission),
         )
 
 

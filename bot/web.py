@@ -1,9 +1,10 @@
-"""The aiohttp app for HTTP mode: POST /slack/events and GET /healthz."""
+"""The aiohttp apps: HTTP mode (POST /slack/events, GET /healthz); Socket Mode's GET /healthz."""
 
 from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -61,3 +62,25 @@ async def healthz(request: web.Request) -> web.Response:
     if runtime is not None and await runtime.healthy():
         return web.json_response({"status": "ok", "runbook": str(runtime.runbook.path)})
     return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+
+
+def socket_health_app(
+    connected: Callable[[], bool], database_ok: Callable[[], Awaitable[bool | None]]
+) -> web.Application:
+    """Socket Mode's GET /healthz: 200 only while the socket is connected and the database
+    answers; 503 otherwise, the body saying which is down (`database_ok()` is None while the
+    database is not in use yet: still connecting to Slack)."""
+    app = web.Application()
+
+    async def socket_healthz(request: web.Request) -> web.Response:
+        socket_up, database = connected(), await database_ok()
+        healthy = socket_up and database is True
+        body = {
+            "status": "ok" if healthy else "unavailable",
+            "socket": "connected" if socket_up else "disconnected",
+            "database": {True: "ok", False: "unreachable", None: "not checked yet"}[database],
+        }
+        return web.json_response(body, status=200 if healthy else 503)
+
+    app.router.add_get("/healthz", socket_healthz)
+    return app

@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from actions.durations import format_duration
-from bot import blocks, outbox, reminders, run_store, store
+from bot import access, approval_store, blocks, outbox, reminders, run_store, store
 from bot.approvals import (
     approval_key,
     expire,
@@ -35,9 +35,7 @@ async def declare(
     response_url: str | None = None,
 ) -> str:
     """Open an incident in `channel` and apply the severity policy; return the answer."""
-    declarers = services.runbook.policy.declarers
-    if declarers and user not in declarers and not await _in_groups(services, user, declarers):
-        raise Refusal("Only the runbook's declarers may declare incidents. Ask one of them.")
+    await access.may_declare(services, user)
     decision = policy_for(severity)
     if decision.needs_scenario and scenario is None:
         if len(services.runbook.scenarios) != 1:
@@ -53,6 +51,9 @@ async def declare(
             summary=summary,
             declared_by=user,
             detected_at=detected_at,
+        )
+        await approval_store.add_requester(
+            conn, incident_id=incident["id"], user=user, part="declared"
         )
         text, root = blocks.incident_root(incident, services.scenario_title(scenario))
         await outbox.post(
@@ -90,13 +91,6 @@ async def _apply_policy(conn, services: Services, incident, severity: Severity, 
     return []
 
 
-async def _in_groups(services: Services, user: str, ids) -> bool:
-    for group in (i for i in ids if i.startswith("S")):
-        if user in await services.members_of(group):
-            return True
-    return False
-
-
 async def pick_incident(
     conn: asyncpg.Connection, *, incident_id: int | None, channel: str, verb: str
 ) -> asyncpg.Record:
@@ -129,6 +123,11 @@ async def close(
         found = await pick_incident(conn, incident_id=incident_id, channel=channel, verb=verb)
         incident = await store.lock_incident(conn, incident_id=found["id"])
         rid = format_id(incident["id"])
+        access.in_own_channel(incident, channel, verb)
+        if await _has_stopped_run(conn, incident):
+            await access.must_be_approver(
+                services, user, f"{verb} {rid} while its rollback is stopped (that ends the run)"
+            )
         try:
             changes = {"resolved_at": datetime.now().astimezone(), "resolution_note": note or None}
             incident = await store.apply_transition(
@@ -165,14 +164,26 @@ async def close(
 
 
 async def escalate(
-    services: Services, *, incident_id: int, user: str, severity: Severity, scenario: str | None
+    services: Services,
+    *,
+    incident_id: int,
+    user: str,
+    severity: Severity,
+    scenario: str | None,
+    channel: str | None,
 ) -> str:
-    """Raise an incident's severity; CRITICAL asks for approval at once, HIGH starts the clock."""
+    """Raise an incident's severity; CRITICAL asks for approval at once, HIGH starts the clock.
+
+    `declarers` governs escalate as it does declare; whoever escalates (or asks again) becomes
+    a requester of the incident's rollback, so they can't approve it.
+    """
+    await access.may_declare(services, user, "escalate")
     async with services.pool.acquire() as conn, conn.transaction():
         incident = await store.lock_incident(conn, incident_id=incident_id)
         if incident is None:
             raise Refusal(f"There is no incident {format_id(incident_id)}.")
         rid = format_id(incident_id)
+        access.in_own_channel(incident, channel, "escalate")
         current = Severity(incident["severity"])
         retry_critical = current is Severity.CRITICAL and severity is Severity.CRITICAL
         if severity.rank <= current.rank and not retry_critical:
@@ -197,6 +208,10 @@ async def escalate(
             )
         except InvalidTransition as error:
             raise Refusal(f"{rid}: {error}.") from None
+        again = retry_critical or State(incident["state"]) is State.ROLLBACK_FAILED
+        await approval_store.add_requester(
+            conn, incident_id=incident_id, user=user, part="asked_again" if again else "escalated"
+        )
         await thread_note(
             conn, incident, f"{blocks.mention(user)} escalated {rid} to {severity.value.upper()}."
         )
@@ -205,6 +220,17 @@ async def escalate(
     for deadline in deadlines:
         services.schedule_deadline(deadline)
     return f"{rid} is now {severity.value.upper()}."
+
+
+async def _has_stopped_run(conn, incident) -> bool:
+    """Whether closing the incident would end a run that waits for a person."""
+    if State(incident["state"]) is State.ROLLBACK_STOPPED:
+        return True
+    return await conn.fetchval(
+        "select exists (select 1 from runs where incident_id = $1"
+        " and state in ('waiting', 'interrupted'))",
+        incident["id"],
+    )
 
 
 async def fire_deadline(services: Services, *, deadline_id: int) -> bool:

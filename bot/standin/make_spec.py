@@ -44,6 +44,9 @@ def _param(name: str, required: bool, type_: str = "string") -> dict:
 
 # Methods newer than the 2020 OpenAPI file, transcribed from Slack's method docs.
 NEWER_METHODS = {
+    # https://docs.slack.dev/reference/methods/apps.connections.open (Socket Mode): no
+    # arguments; the app-level token goes in the Authorization header.
+    "apps.connections.open": [],
     # https://docs.slack.dev/reference/methods/canvases.create
     "canvases.create": [
         _param("title", False),

@@ -6,9 +6,11 @@
         assert fake.messages("C1")[0]["text"] == "hi"
 
 Each `POST|GET /api/<method>` is recorded as a `Call` in `fake.calls`, then answered: a
-fault set with `fail()` first; then `not_authed` / `invalid_auth`; `unknown_method`; an
+fault set with `fail()` first; then `not_authed` / `invalid_auth` / `token_revoked` /
+`not_allowed_token_type` (an app token for a bot method or back); `unknown_method`; an
 optional 429 (`enforce_rate_limits`); `invalid_arguments` (spec.json); `invalid_blocks`;
 `channel_not_found` / `not_in_channel`; else the method's answer from the fake's memory.
+The Socket Mode side (apps.connections.open's WebSocket, envelopes, acks) is `fake.socket_mode`.
 """
 
 from __future__ import annotations
@@ -28,11 +30,18 @@ from .channels import Channels
 from .faults import Fault, Faults, RateLimiter
 from .records import Call, Response, UploadedFile
 from .response_urls import Hook, deliver
+from .socket_mode import SocketModeSide
 from .validation import block_errors, decode_args, missing_arguments, spec, view_errors
 
 log = logging.getLogger("bot.standin")
 
-HANDLERS = api_messages.HANDLERS | api_workspace.HANDLERS
+HANDLERS = (
+    api_messages.HANDLERS
+    | api_workspace.HANDLERS
+    | {
+        "apps.connections.open": lambda fake, args: fake.socket_mode.open_url(),
+    }
+)
 VIEW_METHODS = ("views.open", "views.publish", "views.update")
 
 
@@ -46,6 +55,8 @@ class FakeSlack:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host, self.port = host, port
         self.tokens: set[str] = {"xoxb-test-token"}
+        self.app_tokens: set[str] = {"xapp-1-A0001-test-token"}  # Socket Mode (xapp-)
+        self.revoked_tokens: set[str] = set()  # answered token_revoked
         self.team_id, self.app_id = "T0001", "A0001"
         self.bot_user_id, self.bot_id = "UBOT0001", "BBOT0001"
         self.calls: list[Call] = []
@@ -70,6 +81,7 @@ class FakeSlack:
         self._limiter = RateLimiter()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self.socket_mode = SocketModeSide(self)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -79,6 +91,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/response/{url_id}", self._respond)
+        app.router.add_get("/link/", self.socket_mode.websocket)
         # A short shutdown timeout: calls held back by fail(delay=…) must not stall stop().
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -88,6 +101,7 @@ class FakeSlack:
     async def stop(self) -> None:
         """Stop listening."""
         if self._runner is not None:
+            await self.socket_mode.drop()
             await self._runner.cleanup()
             self._runner = None
 
@@ -249,8 +263,8 @@ class FakeSlack:
         method, args = call.method, call.args
         if not call.token:
             return _answer({"ok": False, "error": "not_authed"})
-        if call.token not in self.tokens:
-            return _answer({"ok": False, "error": "invalid_auth"})
+        if refusal := self._token_refusal(call):
+            return _answer({"ok": False, "error": refusal})
         if method not in spec():
             return _answer({"ok": False, "error": "unknown_method", "req_method": method})
         channel = args.get("channel") or args.get("channel_id")
@@ -268,6 +282,21 @@ class FakeSlack:
             return _answer({"ok": False, "error": "not_in_channel"})
         handler = HANDLERS.get(method, lambda fake, args: {"ok": True})
         return _answer(handler(self, args))
+
+    def _token_refusal(self, call: Call) -> str | None:
+        """Why Slack would refuse this call's token: revoked, unknown, or the wrong kind
+        (apps.connections.open takes only an app-level token, every other method a bot token).
+        """
+        wanted, other = (
+            (self.app_tokens, self.tokens)
+            if call.method == "apps.connections.open"
+            else (self.tokens, self.app_tokens)
+        )
+        if call.token in self.revoked_tokens:
+            return "token_revoked"
+        if call.token in wanted:
+            return None
+        return "not_allowed_token_type" if call.token in other else "invalid_auth"
 
     async def _upload(self, request: web.Request) -> web.Response:
         if refusal := await self._misbehave("upload"):

@@ -6,7 +6,7 @@ import asyncio
 import textwrap
 from pathlib import Path
 
-from tests.e2e.harness import fetch, text_of
+from tests.e2e.harness import ack_body, fetch, outcome, text_of
 
 CHANNEL = "CCOMMS001"
 NOTICE_CHANNELS = ("CNOTICE01", "CNOTICE02")
@@ -92,17 +92,22 @@ async def click(bot, fake, user: str, action_id: str, value: str, ts: str = "1.0
     return url
 
 
+_ACKS: dict[str, dict] = {}  # response URL -> the command's acknowledgement, when it had a body
+
+
 async def command(bot, fake, text: str, user: str = DECLARER) -> str:
-    """Send `/rollback text` in CHANNEL; the response URL."""
+    """Send `/rollback text` in CHANNEL; the response URL (its answer: `answer()`)."""
     url = fake.response_url()
-    status, _ = await bot.command(text, user=user, channel=CHANNEL, response_url=url)
+    status, reply = await bot.command(text, user=user, channel=CHANNEL, response_url=url)
     assert status == 200
+    if body := ack_body(reply):
+        _ACKS[url] = body
     return url
 
 
 async def answer(fake, url: str, timeout: float = 15) -> dict:
-    """The first body posted to a response URL."""
-    return (await fake.wait_for(lambda f: f.responses_to(url), timeout=timeout))[0].body
+    """The command's answer: its acknowledgement's body, else the first post to its URL."""
+    return await outcome(fake, _ACKS.pop(url, {}), url, timeout)
 
 
 async def wait_row(dsn: str, query: str, *args, timeout: float = 30) -> list:

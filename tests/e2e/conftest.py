@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Bot, bot_env, write_runbook
+from tests.e2e.harness import Bot, bot_env, free_port, write_runbook
+from tests.e2e.socket_support import APP_TOKEN, SocketBot
 from tests.fake_slack.server import FakeSlack
 
 
@@ -66,3 +67,46 @@ def sandbox(pg_server_dsn, tmp_path):
     box.start_app()
     yield box
     box.destroy()
+
+
+@pytest.fixture
+async def start_socket_bot(fresh_database, fake, tmp_path):
+    """start_socket_bot(...) -> a Socket Mode bot process; all are killed after the test."""
+    bots: list[SocketBot] = []
+    runbook = write_runbook(tmp_path / "runbook.toml")
+
+    async def start(
+        *,
+        wait: bool = True,
+        health: bool = True,
+        dsn: str | None = None,
+        runbook_options: dict | None = None,
+        http: bool = False,
+        **env: str,
+    ) -> SocketBot:
+        if runbook_options:
+            write_runbook(runbook, **runbook_options)
+        environment = bot_env(
+            dsn=dsn or fresh_database,
+            fake=fake,
+            runbook=runbook,
+            data_dir=tmp_path / "data",
+            **{"SLACK_APP_TOKEN": APP_TOKEN, **env},
+        )
+        if not http:
+            environment.pop("SLACK_SIGNING_SECRET")  # Socket Mode needs none
+        bot = SocketBot(
+            environment,
+            tmp_path / f"socket-bot{len(bots)}.log",
+            fake,
+            health_port=free_port() if health and not http else None,
+        )
+        bots.append(bot)
+        if http:
+            return await bot.launch("--http", "--port", str(free_port()))
+        return await (bot.start() if wait else bot.launch())
+
+    start.dsn = fresh_database
+    yield start
+    for bot in bots:
+        await bot.stop(signal.SIGKILL)

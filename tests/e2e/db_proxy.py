@@ -22,6 +22,8 @@ class DatabaseProxy:
         self.port = free_port()
         self.server: asyncio.base_events.Server | None = None
         self.links: set[asyncio.StreamWriter] = set()
+        self.flowing = asyncio.Event()  # cleared by freeze(): bytes are held, nothing fails
+        self.flowing.set()
 
     @property
     def dsn(self) -> str:
@@ -42,6 +44,14 @@ class DatabaseProxy:
             writer.close()
         self.links.clear()
 
+    def freeze(self) -> None:
+        """Hold every byte in both directions: queries hang, as on a stalled network."""
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        """Let the held bytes through again."""
+        self.flowing.set()
+
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             if self.unix_path:
@@ -57,6 +67,7 @@ class DatabaseProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                await self.flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.close()

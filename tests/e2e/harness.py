@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import asyncpg
 
 from bot.demo_stage import DemoError
 from bot.demo_stage import start_bot as start_serving
+from bot.guard import STILL_WORKING
 from tests.fake_slack.server import FakeSlack
 from tests.slack_requests import block_actions_body, sign, slash_command_body
 
@@ -38,9 +40,12 @@ def write_runbook(
     approvers: tuple[str, ...] = (),
     workdir: Path | None = None,
     scenarios: str | None = None,
+    declarers: tuple[str, ...] = (),
+    approvals_required: int = 1,
 ) -> Path:
     """A small runbook with harmless steps, for tests of the Slack side."""
     approver_list = ", ".join(f'"{a}"' for a in approvers)
+    declarer_list = ", ".join(f'"{d}"' for d in declarers)
     scenarios = scenarios or textwrap.dedent("""
         [[scenario]]
         key = "database"
@@ -71,6 +76,8 @@ def write_runbook(
         high_rollback_after = "{high_after}"
         approval_expires_after = "{expires}"
         approvers = [{approver_list}]
+        declarers = [{declarer_list}]
+        approvals_required = {approvals_required}
 
         [notify]
         notice_channels = ["CNOTICE01"]
@@ -147,6 +154,19 @@ class Bot:
         body = slash_command_body(text, user_id=user, channel_id=channel, response_url=response_url)
         return await self.post(body)
 
+    async def ask(
+        self, text: str, *, user: str, channel: str, response_url: str = "https://hooks.invalid/x"
+    ) -> dict:
+        """Send `/rollback <text>` and return the acknowledgement's body: the answer itself.
+
+        A state-changing command is done (committed) when Slack gets this body.
+        """
+        status, reply = await self.command(
+            text, user=user, channel=channel, response_url=response_url
+        )
+        assert status == 200, reply
+        return ack_body(reply)
+
     async def click(
         self,
         *,
@@ -167,6 +187,20 @@ class Bot:
             response_url=response_url,
         )
         return await self.post(body)
+
+
+def ack_body(reply: str) -> dict:
+    """The JSON body of an acknowledgement ({} for an empty ack)."""
+    return json.loads(reply) if reply.strip().startswith("{") else {}
+
+
+async def outcome(fake: FakeSlack, ack: dict, response_url: str, timeout: float = 20) -> dict:
+    """A command's answer: the acknowledgement's body, unless the bot was still working on it
+    (a busy machine) or acked empty; then the first body posted to its response URL."""
+    if ack and ack.get("text") != STILL_WORKING:
+        return ack
+    found = await fake.wait_for(lambda f: f.responses_to(response_url), timeout=timeout)
+    return found[0].body
 
 
 def bot_env(

@@ -95,10 +95,10 @@ async def test_demo_plays_every_step_refuses_the_declarer_and_restores_the_sandb
         "@bob in #ecom-ops › thread",
         "✅ Approved by @bob",
         *(f"✅ Step {n}/{len(steps)}: {name} — succeeded" for n, name in enumerate(steps, 1)),
-        "Verification: 4/4 checks passed",
+        "Verification: 5/5 checks passed",
         "Rollback finished",
         "━━ Summary",
-        "Rollback `full`: succeeded; verification: 4/4 checks passed",
+        "Rollback `full`: succeeded; verification: 5/5 checks passed",
         "The declarer's own approval: refused",
         "Identical to before the failure: database yes, project files yes",
         "rollback-bot demo --clean",
@@ -155,7 +155,7 @@ async def _demo_on_the_embedded_server(base: Path) -> None:
     assert process.returncode == 0, err.decode()[-3000:]
     assert "\x1b[" not in shown  # not a terminal: plain text
     assert "its own PostgreSQL in" in shown
-    assert "Verification: 4/4 checks passed" in shown
+    assert "Verification: 5/5 checks passed" in shown
     assert "Identical to before the failure: database yes, project files yes" in shown
     took = re.search(r"The demo took (\d+)s", shown)
     assert took and int(took.group(1)) < 120

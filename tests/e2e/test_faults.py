@@ -25,11 +25,7 @@ async def health(bot) -> int:
 
 
 async def answer_to(bot, fake, text: str, user: str = DECLARER) -> str:
-    url = fake.response_url()
-    status, _ = await bot.command(text, user=user, channel=CHANNEL, response_url=url)
-    assert status == 200
-    responses = await fake.wait_for(lambda f: f.responses_to(url), timeout=15)
-    return responses[0].body["text"]
+    return (await bot.ask(text, user=user, channel=CHANNEL))["text"]
 
 
 async def test_database_outage_turns_health_503_answers_clearly_and_recovers(start_bot, fake):

@@ -108,24 +108,17 @@ async def test_an_omitted_id_picks_the_only_open_incident_and_asks_when_there_ar
     for text in ("declare low one", "declare medium two"):
         await bot.command(text, user=USER, channel=CHANNEL, response_url=fake.response_url())
     await fake.wait_for(lambda f: len(posts_in(f, CHANNEL)) >= 2)
-    url = fake.response_url()
-    await bot.command("resolve", user=USER, channel=CHANNEL, response_url=url)
-    answer = await fake.wait_for(lambda f: f.responses_to(url))
-    assert "RB-1" in answer[0].body["text"] and "RB-2" in answer[0].body["text"]
-    assert "Say which" in answer[0].body["text"]
-    url = fake.response_url()
-    await bot.command("resolve RB-2 it was fine", user=USER, channel=CHANNEL, response_url=url)
-    await fake.wait_for(lambda f: f.responses_to(url))
-    url = fake.response_url()
-    await bot.command("cancel", user=USER, channel=CHANNEL, response_url=url)
-    answer = await fake.wait_for(lambda f: f.responses_to(url))
-    assert "RB-1 is cancelled" in answer[0].body["text"]
+    answer = await bot.ask("resolve", user=USER, channel=CHANNEL)
+    assert "RB-1" in answer["text"] and "RB-2" in answer["text"]
+    assert "Say which" in answer["text"]
+    answer = await bot.ask("resolve RB-2 it was fine", user=USER, channel=CHANNEL)
+    assert answer["text"] == "RB-2 is resolved."
+    answer = await bot.ask("cancel", user=USER, channel=CHANNEL)
+    assert "RB-1 is cancelled" in answer["text"]
     rows = await fetch(start_bot.dsn, "select id, state from incidents order by id")
     assert [tuple(r) for r in rows] == [(1, "cancelled"), (2, "resolved")]
-    url = fake.response_url()
-    await bot.command("resolve RB-2", user=USER, channel=CHANNEL, response_url=url)
-    answer = await fake.wait_for(lambda f: f.responses_to(url))
-    assert "already resolved" in answer[0].body["text"]
+    answer = await bot.ask("resolve RB-2", user=USER, channel=CHANNEL)
+    assert "already resolved" in answer["text"]
 
 
 async def test_status_and_history_answer_privately(start_bot, fake):
@@ -138,12 +131,10 @@ async def test_status_and_history_answer_privately(start_bot, fake):
     )
     await fake.wait_for(lambda f: posts_in(f, CHANNEL))
     for text, expected in (("status", "RB-1"), ("history", "Recent incidents")):
-        url = fake.response_url()
-        await bot.command(text, user=USER, channel=CHANNEL, response_url=url)
-        answer = await fake.wait_for(lambda f, url=url: f.responses_to(url))
-        assert expected in answer[0].body["text"]
-        assert answer[0].body["response_type"] == "ephemeral"
-        assert "<b>" not in answer[0].body["text"]
+        answer = await bot.ask(text, user=USER, channel=CHANNEL)
+        assert expected in answer["text"]
+        assert answer["response_type"] == "ephemeral"
+        assert "<b>" not in answer["text"]
 
 
 async def test_declare_without_arguments_opens_the_modal_and_its_submission_declares(

@@ -44,13 +44,13 @@ async def test_command_line_rehearsal_fails_without_a_backup_and_passes_after_on
     backup = cli(sandbox, fresh_database, "backup")
     assert backup.returncode == 0, backup.stdout + backup.stderr
     assert "backup completed" in backup.stdout
-    artifacts = await fetch(fresh_database, "select name, size, sha256 from artifacts")
+    artifacts = await fetch(fresh_database, "select name, path, size, sha256 from artifacts")
     assert {"db_dump", "env_file"} <= {a["name"] for a in artifacts}
     after = cli(sandbox, fresh_database, "rehearse", "full")
     assert after.returncode == 0, after.stdout
     assert "Result: PASSED" in after.stdout
     dump = next(a for a in artifacts if a["name"] == "db_dump")
-    assert "backup/db_backup_" in after.stdout
+    assert f"backup/{dump['path'].split('/')[1]}/db_backup_" in after.stdout  # its own folder
     assert dump["size"] > 0
     passed = await fetch(
         fresh_database, "select detail from events where kind = 'rehearsal_passed'"
@@ -66,9 +66,7 @@ async def test_slack_rehearsal_names_missing_programs_and_runs_nothing(start_bot
     env = {**sandbox.env, "PATH": "/usr/bin:/bin"}  # the sandbox's npm, pm2 … are not on PATH
     bot = await start_bot(runbook=runbook, env=env)
     before = sandbox.snapshot()
-    url = fake.response_url()
-    await bot.command("rehearse database", user=USER, channel=CHANNEL, response_url=url)
-    answer = (await fake.wait_for(lambda f: f.responses_to(url), timeout=20))[0].body
+    answer = await bot.ask("rehearse database", user=USER, channel=CHANNEL)
     assert answer["response_type"] == "ephemeral"
     assert "Nothing was run" in answer["text"]
     assert "not on PATH: pm2" in answer["text"]

@@ -100,14 +100,10 @@ async def test_backup_and_rollback_run_on_hosts_and_the_thread_shows_each_host(
     assert "app2 is down" in shown
     assert buttons(fake, "run_retry")  # Retry / Abort, as for any failed step
 
-    url = fake.response_url()
-    await bot.command("rehearse remote", user=DECLARER, channel=CHANNEL, response_url=url)
-    answer = (await fake.wait_for(lambda f: f.responses_to(url), timeout=30))[0].body["text"]
+    answer = (await bot.ask("rehearse remote", user=DECLARER, channel=CHANNEL))["text"]
     assert "1. Restart on both\n" in answer  # no program missing on app1 or app2
     assert "Backup: the artifacts it needs are intact" in answer
     assert answer.endswith("Result: PASSED```")
     (tmp_path / artifact["path"]).write_text("tampered\n")
-    url = fake.response_url()
-    await bot.command("rehearse remote", user=DECLARER, channel=CHANNEL, response_url=url)
-    answer = (await fake.wait_for(lambda f: f.responses_to(url), timeout=30))[0].body["text"]
+    answer = (await bot.ask("rehearse remote", user=DECLARER, channel=CHANNEL))["text"]
     assert f"Backup: backup file {artifact['path']} on host app1 has changed" in answer

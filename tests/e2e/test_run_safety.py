@@ -154,13 +154,10 @@ async def test_a_backup_step_without_a_usable_artifact_stops_the_backup_there(
 
 async def test_two_backups_requested_at_once_start_one(start_bot, fake, tmp_path):
     bot = await start(start_bot, tmp_path)
-    urls = [fake.response_url(), fake.response_url()]
-    await asyncio.gather(
-        *(bot.command("backup", user=DECLARER, channel=CHANNEL, response_url=u) for u in urls)
+    acks = await asyncio.gather(
+        *(bot.ask("backup", user=DECLARER, channel=CHANNEL) for _ in range(2))
     )
-    answers = [
-        (await fake.wait_for(lambda f, u=u: f.responses_to(u)))[0].body["text"] for u in urls
-    ]
+    answers = [ack["text"] for ack in acks]
     assert sum("Backup started" in a for a in answers) == 1
     assert sum("already in progress" in a for a in answers) == 1
     assert len(await fetch(start_bot.dsn, "select id from runs where kind = 'backup'")) == 1
@@ -190,9 +187,7 @@ async def test_after_an_aborted_rollback_escalate_critical_asks_again(start_bot,
     assert await until_state(start_bot.dsn, "cancelled") == "cancelled"
     state = await fetch(start_bot.dsn, "select state from incidents")
     assert state[0]["state"] == "rollback_failed"
-    url = fake.response_url()
-    await bot.command("escalate RB-1 critical", user=DECLARER, channel=CHANNEL, response_url=url)
-    answer = (await fake.wait_for(lambda f: f.responses_to(url)))[0].body["text"]
+    answer = (await bot.ask("escalate RB-1 critical", user=DECLARER, channel=CHANNEL))["text"]
     assert "now CRITICAL" in answer, answer
 
     def requests(f):

@@ -288,7 +288,9 @@ async def test_secrets_printed_by_a_step_never_reach_slack(start_bot, fake, tmp_
     await fake.wait_for(lambda f: "Backup completed" in str([c.args for c in f.calls]), timeout=20)
     await roll_back(bot, fake, "restore")
     await wait_state(start_bot.dsn, fake, "succeeded")
-    await fake.wait_for(lambda f: "MODE=prod" in thread_text(f))
+    # Every value of a `.env` file is a secret, whatever its key (MODE=prod too).
+    await fake.wait_for(lambda f: "MODE=***" in thread_text(f))
+    assert "MODE=prod" not in str([c.args for c in fake.calls])
     assert "s3cr3t-value-from-dotenv" not in str([c.args for c in fake.calls])
     assert "xoxb-test-token" not in str([c.args for c in fake.calls])
 
@@ -315,3 +317,23 @@ async def test_a_twenty_step_run_needs_at_most_two_and_a_half_calls_per_step(
     steps = [m for m in fake.thread(CHANNEL, root_ts) if "Fast" in text_of(m)]
     assert len(steps) == 20 and all("succeeded" in text_of(m) for m in steps)
     assert len({c.args.get("ts") for c in fake.calls_to("chat.update")}) >= 2
+
+
+async def test_whoever_escalated_cannot_retry_or_skip_but_may_abort(start_bot, fake, tmp_path):
+    """Retry and Skip carry the approved rollback further, so, like approving it, they need
+    someone who took no part in asking for it; stopping it is open to any allowed approver."""
+    escalator = "UESCALAT1"
+    bot = await start(start_bot, tmp_path)
+    await bot.ask("declare high flaky checkout is slow", user=DECLARER, channel=CHANNEL)
+    escalated = await bot.ask("escalate RB-1 critical flaky", user=escalator, channel=CHANNEL)
+    assert "RB-1" in escalated["text"]
+    await click(bot, fake, APPROVER, "rollback_approve")
+    await wait_state(start_bot.dsn, fake, "waiting")
+    for action in ("run_retry", "run_skip"):
+        refused = await click(bot, fake, escalator, action)
+        answer = await fake.wait_for(lambda f, url=refused: f.responses_to(url))
+        assert "escalated" in answer[0].body["text"], answer[0].body
+        assert await run_state(start_bot.dsn) == "waiting"
+    assert (tmp_path / "ran.log").read_text() == "first\n"  # nothing re-ran or moved on
+    await click(bot, fake, escalator, "run_abort")
+    assert await wait_state(start_bot.dsn, fake, "aborted") == "aborted"

@@ -128,7 +128,10 @@ async def test_full_rollback_restores_database_and_files_exactly_and_reports_eve
         "select count(*) from step_results where name = 'Backup current failed state'",
     )
     assert dumps[0]["count"] == 1
-    assert (sandbox.project / "backup/failed_state/db_failed.sql").stat().st_size > 0
+    [rollback] = await fetch(start_bot.dsn, "select id, ts from runs where kind = 'rollback'")
+    kept = f"backup/failed_state/RB-1-run{rollback['id']}-{rollback['ts']}"  # README: run_dir
+    assert (sandbox.project / kept / "code_failed.tar.gz").stat().st_size > 0
+    assert sandbox.kept_databases() == [f"{sandbox.db_name}_failed_{rollback['ts']}"]
 
     run = await fetch(start_bot.dsn, "select verification_passed from runs where kind='rollback'")
     checks = await fetch(start_bot.dsn, "select name, passed, detail from check_results")
@@ -144,7 +147,9 @@ async def test_full_rollback_restores_database_and_files_exactly_and_reports_eve
     )
     for step in steps:
         assert step["name"] in thread
-    assert "Verification: 4/4 checks passed" in thread
+    assert "Verification: 5/5 checks passed" in thread
+    assert f"Kept the failed state in {kept}" in thread  # the thread says where
+    assert f"Kept the failed database as {sandbox.db_name}_failed_{rollback['ts']}" in thread
     everything = str([c.args for c in fake.calls]) + str([r.body for r in fake.responses])
     for secret in sandbox.secrets:
         assert secret not in everything

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from actions.artifacts import RecordedArtifact, record_artifact
+from actions.db_catalog import read_manifest
 from actions.events import StepEnded
 from actions.masking import Masker
 from actions.model import Runbook, Step
@@ -51,9 +52,10 @@ async def run(box: Sandbox, runbook: Runbook, steps: tuple[Step, ...], ctx: Rend
     return results, references
 
 
-async def backup(box: Sandbox, runbook: Runbook) -> dict[str, str]:
+async def backup(box: Sandbox, runbook: Runbook, run_id: int | None = None) -> dict[str, str]:
     """Run the backup; {artifact name: path or value} as `{{ backup.NAME }}` uses it."""
-    _, references = await run(box, runbook, runbook.backup_steps, RenderContext.at(runbook))
+    ctx = RenderContext.at(runbook, run_id=run_id)
+    _, references = await run(box, runbook, runbook.backup_steps, ctx)
     recorded: list[RecordedArtifact] = []
     for index, reference in references.items():
         artifact = runbook.backup_steps[index].artifact
@@ -65,9 +67,13 @@ async def backup(box: Sandbox, runbook: Runbook) -> dict[str, str]:
     return {item.name: item.reference for item in recorded}
 
 
-async def restore(box: Sandbox, runbook: Runbook, key: str, artifacts: dict[str, str]) -> None:
-    ctx = RenderContext.at(runbook, incident_id="RB-1", backup=artifacts)
+async def restore(
+    box: Sandbox, runbook: Runbook, key: str, artifacts: dict[str, str], **context
+) -> RenderContext:
+    """Run a scenario; its context (`run_dir`, `failed_db`: where it kept the failed state)."""
+    ctx = RenderContext.at(runbook, incident_id="RB-1", backup=artifacts, **context)
     await run(box, runbook, runbook.scenario(key).steps, ctx)
+    return ctx
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
@@ -80,28 +86,36 @@ async def test_full_rollback_restores_database_code_and_environment(sandbox, mon
     artifacts = await backup(sandbox, runbook)
     assert set(artifacts) == set(runbook.artifact_names)
     before = sandbox.snapshot()
+    manifest = await read_manifest(sandbox.db_url)  # what the bot records with the backup
     main_commit = sandbox.run("git", "rev-parse", "main").strip()
 
     sandbox.break_like_failed_integration()
     broken = sandbox.snapshot()
+    (sandbox.root / "broken.env").write_bytes((sandbox.project / ".env").read_bytes())
     assert broken.database != before.database
     assert {"app/wms/page.tsx", "app/api/v1/wms/route.ts", "package.json", ".env"} <= changed(
         before.files, broken.files
     )
 
-    await restore(sandbox, runbook, "full", artifacts)
+    ctx = await restore(sandbox, runbook, "full", artifacts)
     after = sandbox.snapshot()
     assert after.database == before.database
     assert after.files == before.files
     assert sandbox.run("git", "rev-parse", "HEAD").strip() == main_commit
     assert sandbox.run("git", "branch", "--show-current").strip() == "main-rollback"
     assert sandbox.run("git", "rev-parse", WMS_BRANCH).strip() != main_commit  # kept for analysis
-    failed_dump = sandbox.project / "backup" / "failed_state" / "db_failed.sql"
-    assert list(sandbox.project.rglob("db_failed.sql")) == [failed_dump]
-    assert "wms_stock_movement" in failed_dump.read_text()  # the failed state, for analysis
+    # The failed state, for analysis: the database renamed, the files in the run's folder.
+    assert sandbox.kept_databases() == [ctx.failed_db]
+    kept_tables = sandbox.psql("select tablename from pg_tables where schemaname = 'public'",
+                               database=ctx.failed_db).split()  # fmt: skip
+    assert "wms_stock_movement" in kept_tables and "wms_inventory_transaction" not in kept_tables
+    kept = sandbox.project / ctx.run_dir
+    assert (kept / ".env").read_bytes() == (sandbox.root / "broken.env").read_bytes()
+    assert "WMS_API_KEY" in (kept / ".env").read_text()
+    listed = sandbox.run("tar", "-tzf", str(kept / "changed_and_untracked.tar.gz")).split()
+    assert {"app/api/v1/wms/route.ts", "lib/wms/sync.ts", "lib/format.ts"} <= set(listed)
     assert "failed integration state" in sandbox.run("git", "stash", "list")
 
-    ctx = RenderContext.at(runbook, incident_id="RB-1", backup=artifacts)
     checks = prepare_checks(runbook, ctx)
     for name, value in sandbox.env.items():  # `run` checks use the bot's own environment
         monkeypatch.setenv(name, value)
@@ -110,7 +124,8 @@ async def test_full_rollback_restores_database_code_and_environment(sandbox, mon
         pass
 
     results = await run_checks(checks, workdir=runbook.workdir, masker=Masker(sandbox.secrets),
-                               on_event=ignore, default_dsn=runbook.vars["db_url"])  # fmt: skip
+                               on_event=ignore, default_dsn=runbook.vars["db_url"],
+                               manifest=manifest)  # fmt: skip
     assert [(r.name, r.passed, r.detail) for r in results if not r.passed] == []
     assert len(results) == len(runbook.checks)
     log = (sandbox.root / "tool.log").read_text()
@@ -165,12 +180,16 @@ async def test_packages_rollback_repairs_a_broken_package_json(sandbox):
 
 async def test_data_recovery_reloads_the_table_from_csv(sandbox):
     runbook = load_runbook(sandbox.runbook_path)
+    artifacts = await backup(sandbox, runbook)  # keeps the table's definition
     before = sandbox.snapshot()
     sandbox.psql("DELETE FROM wms_inventory_transaction WHERE id % 3 = 0;"
                  "UPDATE wms_inventory_transaction SET quantity_delta = 0;")  # fmt: skip
+    damaged = sandbox.psql("COPY wms_inventory_transaction TO STDOUT")
 
-    await restore(sandbox, runbook, "data", {})
+    ctx = await restore(sandbox, runbook, "data", artifacts)
     assert sandbox.snapshot().database == before.database
+    kept = (sandbox.project / ctx.run_dir / "table_failed.sql").read_text()
+    assert damaged.splitlines()[0] in kept  # the damaged rows, kept before the reload
 
 
 def test_sandbox_runbook_changes_only_where_it_points(sandbox, tmp_path):

@@ -235,7 +235,7 @@ def test_approval_request_without_refusal_contacts_or_approvers_says_anyone_may_
     _, message = request(refusal=None, contacts=[], approvers=[])
     assert_valid(message)
     everything = "\n".join(o["text"] for o in text_objects(message))
-    assert "Anyone but the declarer may approve." in everything
+    assert "Anyone who didn't ask for it may approve." in everything
     assert "Paging" not in everything
     assert "can't start yet" not in everything
 
@@ -334,3 +334,24 @@ def test_severity_choice_fits_a_menu_option(severity):
     label = blocks.severity_choice(severity)
     assert severity.value.capitalize() in label
     assert len(label) <= 75
+
+
+def test_an_approval_request_needing_two_shows_the_tally_and_who_approved():
+    from datetime import UTC, datetime
+
+    from bot import blocks as rendering
+
+    incident = {"id": 4, "severity": "critical", "summary": "x", "state": "awaiting_approval"}
+    approval = {
+        "id": 9,
+        "scenario": "database",
+        "expires_at": datetime(2030, 1, 1, tzinfo=UTC),
+        "approvals_required": 2,
+    }
+    _, shown = rendering.approval_request(
+        incident, approval, scenario_title="DB", steps=["a"], contacts=[], approvers=[],
+        approved_by=["U0FIRST1"],
+    )  # fmt: skip
+    text = str(shown)
+    assert "*1 of 2 approvals* (distinct people) — <@U0FIRST1>" in text
+    assert any(b["type"] == "actions" for b in shown)

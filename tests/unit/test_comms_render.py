@@ -32,6 +32,7 @@ def notice(**changes) -> dict:
         "ended_at": at(90),
         "next_attempt": "2026-12-01",
         "on_call": Who("UONCALL01"),
+        "data": {"no_loss": True, "compared": True, "lost_rows": 0, "lost": [], "kept": Text("")},
     }
     return context | changes
 
@@ -82,6 +83,7 @@ def postmortem(**changes) -> dict:
         "checks": [{"name": Text("App"), "kind": "run", "passed": True, "detail": Text(HOSTILE)}],
         "notices": [Text("#CNOTICE01")],
         "next_attempt": None,
+        "data": {"present": False, "compared": False},
     }
     return context | changes
 
@@ -160,3 +162,19 @@ def test_to_mrkdwn_and_sections():
     assert converted == "*Head*\n*bold* - x\n• item\n☐ box"
     long = "\n\n".join(["p" * 2000, "q" * 2000])
     assert [len(s["text"]["text"]) for s in sections(long)] == [2000, 2000]
+
+
+def test_notice_names_the_discarded_rows_and_where_they_are_kept():
+    data = {"no_loss": False, "compared": True, "lost_rows": 3,
+            "lost": [Text("3 in orders")], "kept": Text("shop_failed_1")}  # fmt: skip
+    text = render("maintenance_notice.md.j2", notice(data=data), target="markdown")
+    assert "No data has been lost" not in text
+    assert "3 records written after the backup are not in the restored system (3 in orders)" in text
+    assert "kept (in the database shop\\_failed\\_1) and will be reconciled" in text
+
+
+def test_notice_without_a_data_comparison_makes_no_data_claim():
+    data = {"no_loss": False, "compared": False, "lost_rows": 0, "lost": [], "kept": Text("")}
+    text = render("maintenance_notice.md.j2", notice(data=data), target="slack")
+    assert "No data has been lost" not in text and "All other systems operating normally" in text
+    assert "not yet checked by the rollback" in text

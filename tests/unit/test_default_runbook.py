@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from actions.render import RenderContext, render, scenario_artifacts
-from actions.runbook import check_runbook, load_runbook
+from actions.runbook import check_runbook, inspect_runbook, load_runbook
 
 RUNBOOK = Path(__file__).resolve().parents[2] / "runbook.toml"
 
@@ -77,9 +77,42 @@ def test_full_rollback_follows_the_plans_steps_in_order(runbook):
         "Restart services",
     ]
     failed_state = runbook.scenario("full").steps[3].run
-    assert "mkdir -p backup/failed_state" in failed_state
-    assert "> backup/failed_state/db_failed.sql" in failed_state
-    assert "tar -czf backup/failed_state/code_failed.tar.gz app/ components/ lib/" in failed_state
+    assert 'kept={{ run_dir }}\nmkdir -p "$kept"' in failed_state  # this run's own folder
+    assert 'ALTER DATABASE :"db" RENAME TO :"kept"' in failed_state  # kept, not dumped & dropped
+    assert "-v kept={{ failed_db }}" in failed_state
+    assert 'tar -czf "$kept/code_failed.tar.gz" app/ components/ lib/' in failed_state
+
+
+def test_every_scenario_first_keeps_what_it_overwrites_in_its_own_folder(runbook):
+    for scenario in runbook.scenarios:
+        names = [step.name for step in scenario.steps]
+        keep = scenario.steps[names.index("Backup current failed state")]
+        assert "kept={{ run_dir }}\n" in keep.run and "Kept " in keep.run  # says where
+        assert keep.checklist == "Failed state backed up"
+        changes = [i for i, step in enumerate(scenario.steps) if _overwrites(step.run)]
+        assert changes and min(changes) > names.index(keep.name), scenario.key
+
+
+def _overwrites(script: str) -> bool:
+    words = ("dropdb", "TRUNCATE", "git checkout", "rm -rf", "tar -xzf", "cp {{ backup.")
+    return any(word in script for word in words)
+
+
+def test_every_backup_file_goes_to_the_backups_own_folder(runbook):
+    paths = [s.artifact.path for s in runbook.backup_steps if s.artifact and s.artifact.path]
+    assert paths and all(path.startswith("{{ backup_dir }}/") for path in paths)
+    values = [s.artifact.value for s in runbook.backup_steps if s.artifact and s.artifact.value]
+    assert values == ["backup/pre-wms-integration-{{ ts }}"]  # a branch name, with its commit:
+    assert "code_commit" in runbook.artifact_names
+
+
+def test_every_psql_script_stops_at_the_first_error(runbook):
+    problems, warnings = inspect_runbook(RUNBOOK)
+    assert (problems, warnings) == ([], [])
+    steps = [step.run for scenario in runbook.scenarios for step in scenario.steps]
+    restores = [run for run in steps if "< {{ backup.db_dump" in run]
+    assert len(restores) == 2
+    assert all("-v ON_ERROR_STOP=1 --single-transaction" in run for run in restores)
 
 
 def test_full_rollback_uses_artifacts_the_backup_defines(runbook):
@@ -106,10 +139,12 @@ def test_verification_matches_the_plans_script(runbook):
     assert [(check.name, check.kind) for check in runbook.checks] == [
         ("Services running", "run"),
         ("Database connected", "sql"),
+        ("Database matches the backup", "manifest"),
         ("Build successful", "run"),
         ("Main app responsive", "http"),
     ]
-    assert runbook.checks[3].expect == "Ecom OS"
+    assert runbook.checks[4].expect == "Ecom OS"
+    assert runbook.manifest_dsn == "{{ vars.db_url }}"
 
 
 def test_every_step_renders_to_a_script_bash_can_parse(runbook):

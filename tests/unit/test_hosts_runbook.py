@@ -119,7 +119,7 @@ def test_a_sql_check_takes_no_hosts(tmp_path):
     text = variant('run = "npm run build"\nhost = "app1"', 'sql = "select 1"\nhosts = ["app1"]')
     problem = only_problem(tmp_path, text)
     assert problem.line == 36
-    assert "a sql check connects by URL and takes no hosts; remove it" in problem.message
+    assert "a sql check connects by DSN and takes no hosts; remove it" in problem.message
 
 
 def test_a_missing_known_hosts_file_says_how_to_create_it(tmp_path):

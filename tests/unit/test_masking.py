@@ -62,20 +62,24 @@ def test_password_inside_a_url_secret_is_masked_alone_too():
     assert masker.mask("PGPASSWORD is s3cretpw") == f"PGPASSWORD is {MASK}"
 
 
-def test_env_file_secrets_are_collected_by_key(tmp_path):
+def test_every_env_file_value_is_a_secret_whatever_its_key(tmp_path):
     env = tmp_path / ".env"
     env.write_text(
         "SLACK_BOT_TOKEN=xoxb-1-2-abcdef\n"
         "export DB_PASSWORD='correct horse'\n"
         'API_KEY="k-123456"\n'
+        "NEXTAUTH_SALT=pepper-and-salt\n"
         "PORT=3000\n"
         "DB_NAME=ecom_os\n"
+        "TZ=UTC\n"
         "# SECRET=commented-out\n"
     )
     masker = Masker.from_env_file(env)
-    assert set(masker.secrets) == {"xoxb-1-2-abcdef", "correct horse", "k-123456"}
-    assert masker.mask("port 3000 on ecom_os, pw correct horse") == (
-        f"port 3000 on ecom_os, pw {MASK}"
+    assert set(masker.secrets) == {
+        "xoxb-1-2-abcdef", "correct horse", "k-123456", "pepper-and-salt", "3000", "ecom_os"
+    }  # fmt: skip
+    assert masker.mask("port 3000 on ecom_os in UTC, pw correct horse, salt pepper-and-salt") == (
+        f"port {MASK} on {MASK} in UTC, pw {MASK}, salt {MASK}"  # shorter than 4: kept
     )
 
 
@@ -131,3 +135,54 @@ def test_masker_is_callable_and_keeps_empty_text():
     masker = Masker(["secret-value"])
     assert masker("secret-value") == MASK
     assert masker.mask("") == ""
+
+
+PEM_BODY = ("MIIEpAIBAAKCAQEA7bq98PAhvXm2TxAb+Pq0w9mQ3ExampleKeyMaterialNotReal0", "x9Q2==")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "POST https://hooks.slack.com/services/T0AAA/B0BBB/h00kS3cretT0ken ok",
+            "POST https://hooks.slack.com/services/*** ok",
+        ),
+        ("xoxc-1234-5678-abcd and xoxd-abc123DEF", "*** and ***"),
+        ("STRIPE_KEY is sk_live_51HabcDEF0123456789", "STRIPE_KEY is ***"),
+        ("key sk_test_4eC39HqLyjWDarjtT1zdp7dc, rk_live_abcdefgh12", "key ***, ***"),
+        ("postgresql://app:p@ssw0rd@db/shop", "postgresql://app:***@db/shop"),
+        ("mysql://root:s3cr%40t@127.0.0.1:3306/x", "mysql://root:***@127.0.0.1:3306/x"),
+        (
+            '{"pem": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\n'
+            '-----END PRIVATE KEY-----\\n"}',
+            '{"pem": "-----BEGIN PRIVATE KEY-----***-----END PRIVATE KEY-----\\n"}',
+        ),
+    ],
+)
+def test_more_secret_shapes_are_masked(text, expected):
+    assert Masker().mask(text) == expected
+
+
+def test_a_private_key_block_is_masked_whole_in_text_and_in_lines():
+    lines = ["key follows", "-----BEGIN RSA PRIVATE KEY-----", "Proc-Type: 4,ENCRYPTED",
+             *PEM_BODY, "-----END RSA PRIVATE KEY-----", "done"]  # fmt: skip
+    expected = ["key follows", "-----BEGIN RSA PRIVATE KEY-----", MASK, MASK, MASK,
+                "-----END RSA PRIVATE KEY-----", "done"]  # fmt: skip
+    assert Masker().mask("\n".join(lines)) == "\n".join(expected)
+    assert Masker().mask_lines(lines) == expected
+    # Output cut above the BEGIN line (a step's last lines) still hides the key's lines.
+    assert Masker().mask_lines(lines[3:]) == expected[3:]
+
+
+def test_a_private_key_split_across_output_batches_is_masked():
+    stream = Masker().stream()
+    first = stream(["-----BEGIN OPENSSH PRIVATE KEY-----", PEM_BODY[0]])
+    second = stream([PEM_BODY[1], "-----END OPENSSH PRIVATE KEY-----", "after"])
+    assert first == ["-----BEGIN OPENSSH PRIVATE KEY-----", MASK]
+    assert second == [MASK, "-----END OPENSSH PRIVATE KEY-----", "after"]
+    assert stream(["no key here"]) == ["no key here"]
+
+
+def test_a_truncated_key_block_masks_everything_after_begin():
+    text = "-----BEGIN EC PRIVATE KEY-----\n" + PEM_BODY[0]
+    assert Masker().mask(text) == "-----BEGIN EC PRIVATE KEY-----\n" + MASK

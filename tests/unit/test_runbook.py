@@ -193,7 +193,7 @@ def test_check_needs_exactly_one_of_run_http_sql(tmp_path, new, found):
     text = variant('run = "npm run build"', new)
     problem = only_problem(tmp_path, text)
     assert problem.line == 23
-    assert f"needs exactly one of run, http or sql (found: {found})" in problem.message
+    assert f"needs exactly one of run, http, sql or manifest (found: {found})" in problem.message
 
 
 def test_wrong_types_are_each_reported(tmp_path):
@@ -370,3 +370,21 @@ def test_postmortem_reminder_interval_is_read_and_defaults_to_a_day(tmp_path):
     assert runbook.policy.postmortem_reminder_after == 4 * 3600.0
     problem = only_problem(tmp_path, MINIMAL + '\n[policy]\npostmortem_reminder_after = "daily"\n')
     assert problem.line == 31 and "postmortem_reminder_after: " in problem.message
+
+
+def test_approvals_required_is_read_and_defaults_to_one(tmp_path):
+    assert load_runbook(write(tmp_path, MINIMAL)).policy.approvals_required == 1
+    runbook = load_runbook(write(tmp_path, MINIMAL + "\n[policy]\napprovals_required = 2\n"))
+    assert runbook.policy.approvals_required == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("0", "0"), ("-1", "-1"), ("1.5", "1.5"), ('"2"', "a string"), ("true", "true/false")],
+)
+def test_approvals_required_must_be_a_whole_number_of_at_least_one(tmp_path, value, shown):
+    problem = only_problem(tmp_path, MINIMAL + f"\n[policy]\napprovals_required = {value}\n")
+    assert problem.line == 31
+    assert problem.message == (
+        f"[policy]: approvals_required must be a whole number of at least 1, not {shown}"
+    )
