@@ -59,6 +59,18 @@ class StepOutput:
 
 
 @dataclass(frozen=True)
+class HostOutcome:
+    """How a step ended on one of its `[hosts.NAME]` machines (text masked)."""
+
+    host: str
+    status: StepStatus
+    exit_code: int | None
+    message: str
+    output_tail: str
+    line_count: int = 0
+
+
+@dataclass(frozen=True)
 class StepEnded:
     """Step `index` finished; `output_tail` holds its last lines, `message` says why it failed."""
 
@@ -72,6 +84,7 @@ class StepEnded:
     message: str = ""
     line_count: int = 0  # lines the step printed in all; the tail may hold fewer
     continue_on_error: bool = False
+    hosts: tuple[HostOutcome, ...] = ()  # a step on hosts: each host's own result
 
     @property
     def succeeded(self) -> bool:

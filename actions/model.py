@@ -36,6 +36,7 @@ class Step:
     checklist: str | None = None  # a `checklists.during` item this step ticks
     artifact: Artifact | None = None  # backup steps only
     line: int = 0  # where the step starts in the runbook file
+    hosts: tuple[str, ...] = ()  # [hosts.NAME] it runs on, in parallel; empty: the bot's machine
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Check:
     timeout: float = DEFAULT_CHECK_TIMEOUT
     workdir: str | None = None
     line: int = 0
+    hosts: tuple[str, ...] = ()  # `run` checks only: where the check runs; empty: locally
     manifest: bool = False  # compare `dsn` (default vars.db_url) with the backup's manifest
 
     @property
@@ -83,6 +85,25 @@ class Check:
         if self.manifest:
             return "manifest"
         return "run" if self.run is not None else "http" if self.http is not None else "sql"
+
+
+@dataclass(frozen=True)
+class Host:
+    """A `[hosts.NAME]` machine that steps reach over SSH; its key must be in `known_hosts`."""
+
+    name: str
+    address: str
+    user: str
+    known_hosts: Path  # absolute; the only source of trusted host keys (no accept-new mode)
+    port: int = 22
+    identity: Path | None = None  # a private key file; None: ssh-agent / the default keys
+    jump: str | None = None  # another host's NAME to tunnel through
+    line: int = 0
+
+    @property
+    def label(self) -> str:
+        """How messages name the host: `app1 (deploy@10.0.0.5:22)`."""
+        return f"{self.name} ({self.user}@{self.address}:{self.port})"
 
 
 @dataclass(frozen=True)
@@ -114,6 +135,7 @@ class Runbook:
     scenarios: tuple[Scenario, ...] = ()
     checks: tuple[Check, ...] = ()
     checklists: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pre / during / post
+    hosts: dict[str, Host] = field(default_factory=dict)  # [hosts.NAME] tables by NAME
 
     def scenario(self, key: str) -> Scenario | None:
         """The scenario with this key, or None."""

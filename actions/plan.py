@@ -48,6 +48,7 @@ def prepare_steps(
                 workdir=step_workdir(runbook, step),
                 timeout=step.timeout,
                 continue_on_error=step.continue_on_error,
+                hosts=step.hosts,
             )
         )
     return prepared

@@ -23,6 +23,7 @@ from actions.model import (
 from actions.quoting import placeholder_problems, psql_warnings
 from actions.render import template_problems
 from actions.runbook_data import manifest_check_problems, read_compare_data, read_manifest_dsn
+from actions.runbook_hosts import read_hosts, step_hosts
 from actions.runbook_reader import (
     CHANNEL_ID,
     USER_ID,
@@ -35,14 +36,16 @@ from actions.runbook_reader import (
 from actions.toml_positions import KeyPath, key_lines
 
 TOP_KEYS = ("project", "policy", "notify", "contacts", "vars", "backup", "scenario", "verify")
-TOP_KEYS += ("checklists",)
+TOP_KEYS += ("checklists", "hosts")
 PROJECT_KEYS = ("name", "workdir", "description")
 POLICY_KEYS = ("high_rollback_after", "approval_expires_after", "approvers", "declarers")
 POLICY_KEYS += ("postmortem_reminder_after", "approvals_required")
-STEP_KEYS = ("name", "run", "timeout", "workdir", "continue_on_error", "checklist")
+STEP_KEYS = ("name", "run", "timeout", "workdir", "continue_on_error", "checklist", "host")
+STEP_KEYS += ("hosts",)
 ARTIFACT_KEYS = ("name", "path", "value")
 SCENARIO_KEYS = ("key", "title", "trigger", "step", "compare_data")
 CHECK_KEYS = ("name", "run", "http", "sql", "manifest", "dsn", "expect", "timeout", "workdir")
+CHECK_KEYS += ("host", "hosts")
 CHECKLIST_KEYS = ("pre", "during", "post")
 _SCENARIO_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # usable as `{{ vars.NAME }}` / `{{ backup.NAME }}`
@@ -121,6 +124,7 @@ class _Loader:
         self.project_keys: set[str] = set()
         self.checklists: dict[str, tuple[str, ...]] = {}
         self.artifacts: list[str] = []
+        self.hosts: dict = {}
         self.manifest_dsn: str | None = None
 
     def runbook(self, document: dict[str, Any]) -> Runbook:
@@ -141,6 +145,7 @@ class _Loader:
         self.vars = self.read_vars(top.table("vars", "[vars]"))
         self.project_keys = set(project_values)
         self.checklists = self.read_checklists(top.table("checklists", "[checklists]"))
+        self.hosts = read_hosts(top.table("hosts", "[hosts]"), self.path.parent.absolute())
         backup = top.table("backup", "[backup]")
         backup.known(("step", "manifest_dsn"))
         self.manifest_dsn = read_manifest_dsn(self, backup)
@@ -171,6 +176,7 @@ class _Loader:
                 for i, data in verify.entries("check", "verify.check")
             ),
             checklists=self.checklists,
+            hosts=self.hosts,
         )
 
     def read_vars(self, table: Table) -> dict[str, str]:
@@ -278,7 +284,13 @@ class _Loader:
                 "checklist",
                 f'checklist "{checklist}" is not an item of checklists.{section} ({items})',
             )
+        hosts = step_hosts(table, self.hosts)
+        if artifact is not None and artifact.is_file and len(hosts) > 1:
+            table.report(
+                "hosts", "a backup step with a file artifact runs on one host (its file is there)"
+            )
         return Step(
+            hosts=hosts,
             name=table.text("name", required=True) or "",
             run=run or "",
             timeout=table.duration("timeout", DEFAULT_STEP_TIMEOUT),
@@ -317,12 +329,19 @@ class _Loader:
             table.report(None, f"needs exactly one of run, http, sql or manifest (found: {found})")
         fields = {key: table.text(key) for key in ("run", "http", "sql", "dsn", "expect")}
         templates = {key: fields[key] for key in ("run", "http", "sql")}
+        hosts = step_hosts(table, self.hosts)
+        for kind in ("http", "sql", "manifest"):
+            if kind in data and ("host" in data or "hosts" in data):
+                key = "host" if "host" in data else "hosts"
+                how = "URL" if kind == "http" else "DSN"
+                table.report(key, f"a {kind} check connects by {how} and takes no {key}; remove it")
         self.templates(table, templates, artifacts=self.artifacts, artifact=False)
         return Check(
             name=table.text("name", required=True) or "",
             timeout=table.duration("timeout", DEFAULT_CHECK_TIMEOUT),
             workdir=table.text("workdir"),
             line=self.reader.line(table.at),
+            hosts=hosts,
             manifest=manifest and data.get("manifest") is True,
             **fields,
         )

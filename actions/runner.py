@@ -14,6 +14,7 @@ from pathlib import Path
 
 from actions.events import (
     EventSink,
+    HostOutcome,
     RunEnded,
     RunStarted,
     StepEnded,
@@ -23,6 +24,7 @@ from actions.events import (
     utc_now,
 )
 from actions.masking import Masker
+from actions.remote import HostPool
 from actions.step_output import (
     LineCollector,
     OutputCallback,
@@ -49,6 +51,7 @@ class PreparedStep:
     workdir: Path
     timeout: float  # seconds
     continue_on_error: bool = False
+    hosts: tuple[str, ...] = ()  # run there over SSH, in parallel (a path on each); empty: here
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class StepResult:
     output_tail: str
     line_count: int
     message: str = ""
+    hosts: tuple[HostOutcome, ...] = ()  # a step on hosts: each host's result
 
 
 async def execute_step(
@@ -166,6 +170,7 @@ async def run_steps(
     env: Mapping[str, str] | None = None,
     stop_requested: Callable[[], Awaitable[bool]] | None = None,
     tail_lines: int = 20,
+    pool: HostPool | None = None,
 ) -> RunEnded:
     """Run `steps[start:]` in order, emitting events, and return (and emit) the RunEnded.
 
@@ -175,7 +180,12 @@ async def run_steps(
     raised by the sink stops the run and propagates. `RunEnded.next_index` is a position in
     `steps`, to pass back as `start`. If this task is cancelled, the running step's
     processes are stopped and no RunEnded is emitted.
+
+    A step with `hosts` runs there over SSH through `pool` (the run's connections, which the
+    caller closes), with none of `env`: a remote step gets its host's login environment only.
     """
+    if pool is None and any(step.hosts for step in steps[start:]):
+        raise ValueError("steps on hosts need the run's HostPool (pool=)")
     if not 0 <= start <= len(steps):
         raise ValueError(f"start {start} is outside the {len(steps)} steps")
     await on_event(RunStarted(total_steps=len(steps), start_index=start))
@@ -189,9 +199,16 @@ async def run_steps(
         async def forward(new: tuple[str, ...], index: int = step.index) -> None:
             await on_event(StepOutput(index, new))
 
-        outcome = await execute_step(
-            step, masker=masker, env=env, tail_lines=tail_lines, on_output=forward
-        )
+        if step.hosts and pool is not None:
+            from actions.remote_step import execute_on_hosts  # it builds on this module
+
+            outcome = await execute_on_hosts(
+                step, pool, masker=masker, tail_lines=tail_lines, on_output=forward
+            )
+        else:
+            outcome = await execute_step(
+                step, masker=masker, env=env, tail_lines=tail_lines, on_output=forward
+            )
         message = outcome.message
         if outcome.status != "succeeded":
             failed.append(step.index)
@@ -209,6 +226,7 @@ async def run_steps(
                 message=message,
                 line_count=outcome.line_count,
                 continue_on_error=step.continue_on_error,
+                hosts=outcome.hosts,
             )
         )
         if outcome.status != "succeeded" and not step.continue_on_error:

@@ -17,6 +17,7 @@ from actions.events import CheckEnded, EventSink, utc_now
 from actions.manifest import Manifest, compare_manifests, describe
 from actions.masking import Masker
 from actions.model import Check
+from actions.remote import HostPool
 from actions.runner import PreparedStep, execute_step
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,19 @@ async def run_check(
     masker: Masker,
     default_dsn: str | None = None,
     env: Mapping[str, str] | None = None,
+    pool: HostPool | None = None,
     manifest: Manifest | None = None,
 ) -> CheckEnded:
     """Run one check (`rendered` is its script, URL or query) and say whether it passed.
 
-    A `manifest` check compares the database with `manifest`, the restored backup's."""
+    A `manifest` check compares the database with `manifest`, the restored backup's. A `run`
+    check with hosts runs there through `pool` (the run's connections), without `env`.
+    """
     started = utc_now()
     kinds: dict[str, Callable[[], Awaitable[Outcome]]] = {
-        "run": lambda: _run(check, rendered, _check_workdir(check, Path(workdir)), masker, env),
+        "run": lambda: _run(
+            check, rendered, _check_workdir(check, Path(workdir)), masker, env, pool
+        ),
         "http": lambda: _http(check, rendered),
         "sql": lambda: _sql(check, rendered, check.dsn or default_dsn),
         "manifest": lambda: _manifest(check, check.dsn or default_dsn, manifest),
@@ -63,6 +69,7 @@ async def run_checks(
     on_event: EventSink,
     default_dsn: str | None = None,
     env: Mapping[str, str] | None = None,
+    pool: HostPool | None = None,
     manifest: Manifest | None = None,
 ) -> list[CheckEnded]:
     """Run (check, rendered text) pairs in order, awaiting `on_event` with each CheckEnded."""
@@ -75,6 +82,7 @@ async def run_checks(
             masker=masker,
             default_dsn=default_dsn,
             env=env,
+            pool=pool,
             manifest=manifest,
         )
         await on_event(ended)
@@ -87,10 +95,22 @@ def _check_workdir(check: Check, workdir: Path) -> Path:
 
 
 async def _run(
-    check: Check, script: str, workdir: Path, masker: Masker, env: Mapping[str, str] | None
+    check: Check,
+    script: str,
+    workdir: Path,
+    masker: Masker,
+    env: Mapping[str, str] | None,
+    pool: HostPool | None,
 ) -> Outcome:
-    step = PreparedStep(0, check.name, script, workdir, check.timeout)
-    result = await execute_step(step, masker=masker, env=env, tail_lines=DETAIL_LINES)
+    step = PreparedStep(0, check.name, script, workdir, check.timeout, hosts=check.hosts)
+    if check.hosts:
+        if pool is None:
+            return False, "the check runs on hosts but the run has no SSH connections"
+        from actions.remote_step import execute_on_hosts  # it builds on the runner
+
+        result = await execute_on_hosts(step, pool, masker=masker, tail_lines=DETAIL_LINES)
+    else:
+        result = await execute_step(step, masker=masker, env=env, tail_lines=DETAIL_LINES)
     if result.status == "succeeded":
         return True, "exit status 0"
     return False, "\n".join(filter(None, (result.message, result.output_tail)))

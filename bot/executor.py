@@ -24,11 +24,12 @@ import asyncpg
 from actions.masking import Masker
 from actions.plan import (
     artifact_reference,
-    artifact_refusal,
     prepare_checks,
     prepare_steps,
     step_workdir,
 )
+from actions.remote import HostPool
+from actions.remote_artifacts import artifact_refusal_on_hosts
 from actions.render import RenderContext, RenderError
 from actions.runner import KILL_GRACE, run_steps
 from actions.verify import run_checks
@@ -239,6 +240,11 @@ class RunExecutor:
             renewing.cancel()  # not awaited: it may be stuck on the database
 
     async def _drive(self, run) -> None:
+        # One run's SSH connections: opened on first use, reused by every step, closed here.
+        async with HostPool(self.services.runbook.hosts) as pool:
+            await self._drive_with(run, pool)
+
+    async def _drive_with(self, run, pool: HostPool) -> None:
         runbook = self.services.runbook
         rollback = run["kind"] == "rollback"
         scenario = runbook.scenario(run["scenario"]) if rollback else None
@@ -261,7 +267,7 @@ class RunExecutor:
             if rollback and scenario is None:
                 refusal = f"the scenario `{run['scenario']}` is no longer in the runbook"
             elif rollback:  # on every start: a Retry must not restore from a changed file
-                refusal = await asyncio.to_thread(artifact_refusal, scenario, pinned)
+                refusal = await artifact_refusal_on_hosts(runbook, scenario, pinned, pool)
         except RenderError as error:
             refusal = str(error)
         artifacts = {
@@ -270,6 +276,7 @@ class RunExecutor:
                 "file" if s.artifact.is_file else "value",
                 artifact_reference(s, ctx),
                 step_workdir(runbook, s),
+                s.hosts[0] if s.hosts else None,
             )
             for i, s in enumerate(steps)
             if not rollback and s.artifact
@@ -280,6 +287,7 @@ class RunExecutor:
             thread_key=thread_of(run) if run["channel"] else None,
             names=[s.name for s in steps],
             artifacts=artifacts,
+            pool=pool,
         )
         if not await outcomes.begin(self.services, run, reporter, refusal):
             return await outcomes.finish(
@@ -305,6 +313,7 @@ class RunExecutor:
             masker=masker_for(runbook.workdir),
             env=step_environment(),
             stop_requested=stop_requested,
+            pool=pool,
         )
         if ended.status == "failed" or reporter.failed_index is not None:
             index = ended.next_index if ended.status == "failed" else reporter.failed_index
@@ -344,6 +353,7 @@ class RunExecutor:
                 on_event=reporter,
                 env=step_environment(),
                 default_dsn=runbook.vars.get("db_url"),
+                pool=pool,
                 manifest=manifest,
             )
             verified = all(r.passed for r in results)

@@ -96,8 +96,12 @@ def step_message(
     duration: float | None = None,
     tail: str = "",
     message: str = "",
+    hosts: Sequence[Any] = (),
 ) -> tuple[str, list[Block]]:
-    """A step's message: posted when it starts, edited when it ends."""
+    """A step's message: posted when it starts, edited when it ends.
+
+    A step on hosts (`hosts`: its HostOutcome per host) shows each host's result and last lines.
+    """
     again = f" (attempt {attempt})" if attempt > 1 else ""
     head = f"{_STEP_ICON.get(status, '')} *Step {index + 1}/{total}: {escape(name)}*{again}"
     if status == "running":
@@ -113,9 +117,26 @@ def step_message(
     blocks = [section(f"{head} — {said}{took}")]
     if message and status != "succeeded":
         blocks.append(context(escape(message, limit=500)))
-    if (output := output_block(tail)) is not None:
+    if hosts:
+        blocks += host_results(hosts)
+    elif (output := output_block(tail)) is not None:
         blocks.append(output)
     return f"Step {index + 1}/{total} {said}: {name}", blocks
+
+
+def host_results(hosts: Sequence[Any]) -> list[Block]:
+    """One line per host (icon, name, how it ended), then its last output lines."""
+    blocks: list[Block] = []
+    for outcome in hosts[:10]:  # a message holds at most 50 blocks
+        said = {"succeeded": "succeeded", "timed_out": "timed out"}.get(outcome.status, "failed")
+        why = f": {escape(outcome.message, limit=300)}" if outcome.message else ""
+        icon = _STEP_ICON.get(outcome.status, "")
+        blocks.append(context(f"{icon} *{escape(outcome.host)}* — {said}{why}"))
+        if (output := output_block("\n".join(outcome.output_tail.splitlines()[-8:]))) is not None:
+            blocks.append(output)
+    if len(hosts) > 10:
+        blocks.append(context(f"… and {len(hosts) - 10} more hosts"))
+    return blocks
 
 
 def controls(

@@ -10,6 +10,9 @@ from slack_bolt.async_app import AsyncApp
 
 from actions.masking import MASK
 from actions.plan import rehearse as dry_run
+from actions.remote import HostPool
+from actions.remote_artifacts import artifact_hosts
+from actions.remote_plan import rehearse_on_hosts
 from actions.render import RenderContext
 from bot import access, blocks, outbox, run_blocks, run_queue, run_store, store
 from bot.approvals import refresh_root, thread_note
@@ -271,7 +274,12 @@ async def rehearsal_text(services: Services, scenario_key: str) -> tuple[str, bo
         latest = await run_store.latest_backup(conn)
     backup = {name: rec.reference for name, (rec, _) in (latest[1] if latest else {}).items()}
     ctx = RenderContext.at(runbook, datetime.now(UTC), incident_id="RB-0", backup=backup)
-    report = dry_run(runbook, runbook.scenario(scenario_key), ctx, latest[1] if latest else None)
+    scenario, pinned = runbook.scenario(scenario_key), latest[1] if latest else None
+    if any(step.hosts for step in scenario.steps) or artifact_hosts(runbook):
+        async with HostPool(runbook.hosts) as pool:  # host keys and programs, checked there
+            report = await rehearse_on_hosts(runbook, scenario, ctx, pinned, pool)
+    else:
+        report = dry_run(runbook, scenario, ctx, pinned)
     # Rendered commands hold the values of [vars]: masked like any step's output. A program
     # name the masked command no longer shows was read from a secret: it is masked too.
     masker = masker_for(runbook.workdir)

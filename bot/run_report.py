@@ -13,6 +13,8 @@ import asyncpg
 
 from actions.artifacts import ArtifactError, record_artifact
 from actions.events import CheckEnded, Event, RunEnded, RunStarted, StepEnded, StepStarted
+from actions.remote import HostPool
+from actions.remote_artifacts import record_remote_artifact
 from bot import outbox, run_blocks, run_store
 from bot.services import Services
 
@@ -37,7 +39,8 @@ class BackupArtifact:
     name: str
     kind: str
     reference: str
-    workdir: Path
+    workdir: Path  # on `host` when it is set
+    host: str | None = None  # the [hosts.NAME] its backup step runs on; None: here
 
 
 class RunReporter:
@@ -51,6 +54,7 @@ class RunReporter:
         thread_key: str | None,
         names: list[str],
         artifacts: dict[int, BackupArtifact] | None = None,
+        pool: HostPool | None = None,
     ) -> None:
         self.services, self.run, self.thread_key, self.names = (
             services,
@@ -59,6 +63,7 @@ class RunReporter:
             names,
         )
         self.artifacts = artifacts or {}
+        self.pool = pool  # the run's SSH connections, for artifacts on hosts
         self.checks: list[CheckEnded] = []
         self.failed_index: int | None = None  # a backup step 'succeeded' without a usable artifact
         self._last_progress = 0.0
@@ -119,7 +124,8 @@ class RunReporter:
         recorded = None
         if artifact is not None and event.succeeded:
             try:  # hashing a large dump must not block the event loop (acks, lease renewal)
-                recorded = await asyncio.to_thread(
+                recorded = await self._record_on_host(artifact) if artifact.host else None
+                recorded = recorded or await asyncio.to_thread(
                     record_artifact,
                     artifact.name,
                     kind=artifact.kind,
@@ -159,10 +165,22 @@ class RunReporter:
                 duration=event.duration,
                 tail=event.output_tail,
                 message=message,
+                hosts=event.hosts,
             )
             await outbox.update(
                 conn, key=step_key(self.run["id"], event.index, attempt), text=text, blocks=blocks
             )
+
+    async def _record_on_host(self, artifact: BackupArtifact):
+        if artifact.kind != "file" or self.pool is None or artifact.host is None:
+            return None  # a value is recorded as here
+        return await record_remote_artifact(
+            self.pool,
+            artifact.name,
+            host=artifact.host,
+            path=artifact.reference,
+            workdir=artifact.workdir,
+        )
 
     async def progress(
         self, conn, *, done: int, current: str | None, state: str = "running", force: bool = False

@@ -22,7 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from actions.model import Runbook
-from actions.plan import artifact_refusal
+from actions.remote_artifacts import artifact_refusal_soon
 from bot import (
     buttons,
     checklists,
@@ -137,9 +137,10 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
             default = await restore_points.newest_clean(conn)
             backup_run_id = default["id"] if default else None
         if backup_run_id is None:
-            return artifact_refusal(scenario, None)
+            return await artifact_refusal_soon(services.runbook, scenario, None, timeout=2.0)
         artifacts = await run_store.backup_artifacts(conn, backup_run_id=backup_run_id)
-        return artifact_refusal(scenario, artifacts)
+        # artifacts on hosts are checked there, briefly: the run's start checks them again
+        return await artifact_refusal_soon(services.runbook, scenario, artifacts, timeout=2.0)
 
     services.scenario_refusal = scenario_refusal
     executor = RunExecutor(services, lease=settings.run_lease, poll_interval=settings.sync_interval)

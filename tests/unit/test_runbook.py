@@ -129,7 +129,7 @@ def test_unknown_step_key_names_the_step_and_the_expected_keys(tmp_path):
     assert str(problem) == (
         f"{tmp_path / 'runbook.toml'}:20: "
         'scenario "database", step 1 ("Restore database"): unknown key \'rn\' '
-        "(expected one of: name, run, timeout, workdir, continue_on_error, checklist)"
+        "(expected one of: name, run, timeout, workdir, continue_on_error, checklist, host, hosts)"
     )
 
 
