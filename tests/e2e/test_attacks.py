@@ -1,0 +1,94 @@
+"""Adversarial paths against the safety rules (issues 12 and 13): another channel, another
+person, forged payloads. Each test is one way an operator under pressure could break a rule."""
+
+from __future__ import annotations
+
+from tests.e2e.harness import fetch
+from tests.e2e.test_runs import (
+    APPROVER,
+    CHANNEL,
+    SCENARIOS,
+    DECLARER,
+    buttons,
+    run_state,
+    start,
+    wait_state,
+)
+
+ELSEWHERE, OUTSIDER = "COTHER001", "UOUTSIDE1"
+
+
+async def press_in(bot, fake, user: str, action_id: str, value: str, channel: str) -> str:
+    """`user` sends a click of `action_id` with `value` from `channel`; the private answer."""
+    url = fake.response_url()
+    status, _ = await bot.click(
+        user=user, action_id=action_id, value=value, channel=channel, message_ts="1.1",
+        response_url=url,
+    )  # fmt: skip
+    assert status == 200
+    return (await fake.wait_for(lambda f: f.responses_to(url), timeout=20))[0].body["text"]
+
+
+async def stopped_run(bot, fake, dsn) -> None:
+    """RB-1's rollback stopped at its failing step 2 (waiting for Retry / Skip / Abort)."""
+    await bot.ask("declare critical flaky things broke", user=DECLARER, channel=CHANNEL)
+    found = await fake.wait_for(lambda f: buttons(f, "rollback_approve"), timeout=20)
+    assert "Approved" in await press_in(
+        bot, fake, APPROVER, "rollback_approve", found[-1][0], CHANNEL
+    )
+    await wait_state(dsn, fake, "waiting")
+
+
+async def test_run_buttons_from_another_channel_change_nothing(start_bot, fake, tmp_path):
+    """Retry, Skip, Abort and Cancel run are changes to the incident: only from its channel."""
+    bot = await start(start_bot, tmp_path)
+    dsn = start_bot.dsn
+    await stopped_run(bot, fake, dsn)
+    events = await fetch(dsn, "select count(*) from events")
+    for action in ("run_abort", "run_skip", "run_retry"):
+        value = buttons(fake, action)[-1][0]
+        said = await press_in(bot, fake, APPROVER, action, value, ELSEWHERE)
+        assert f"RB-1 belongs to <#{CHANNEL}>" in said and "Nothing changed" in said, said
+        assert await run_state(dsn) == "waiting"
+    run_id = (await fetch(dsn, "select id from runs where kind = 'rollback'"))[0]["id"]
+    said = await press_in(bot, fake, DECLARER, "run_cancel", str(run_id), ELSEWHERE)
+    assert f"RB-1 belongs to <#{CHANNEL}>" in said, said
+    assert await fetch(dsn, "select count(*) from events") == events
+    assert (tmp_path / "ran.log").read_text() == "first\n"
+
+
+async def test_postmortem_from_another_channel_changes_nothing(start_bot, fake, tmp_path):
+    """`postmortem RB-ID [done]` creates or closes the incident's post-mortem: its channel only."""
+    bot = await start(start_bot, tmp_path)
+    dsn = start_bot.dsn
+    await bot.ask("declare low secret merger numbers", user=DECLARER, channel=CHANNEL)
+    await bot.ask("resolve RB-1", user=DECLARER, channel=CHANNEL)
+    assert (await fetch(dsn, "select state from incidents"))[0]["state"] == "resolved"
+    events = await fetch(dsn, "select count(*) from events")
+    for text in ("postmortem RB-1", "postmortem RB-1 done"):
+        said = (await bot.ask(text, user=OUTSIDER, channel=ELSEWHERE))["text"]
+        assert f"RB-1 belongs to <#{CHANNEL}>" in said, (text, said)
+        assert "secret merger" not in said
+    assert await fetch(dsn, "select * from postmortems") == []
+    done = await fetch(dsn, "select postmortem_done_by from incidents")
+    assert done[0]["postmortem_done_by"] is None
+    assert await fetch(dsn, "select count(*) from events") == events
+    said = await press_in(bot, fake, OUTSIDER, "postmortem_done", "1", ELSEWHERE)
+    assert f"RB-1 belongs to <#{CHANNEL}>" in said, said
+    done = await fetch(dsn, "select postmortem_done_by from incidents")
+    assert done[0]["postmortem_done_by"] is None
+
+
+async def test_a_forged_checklist_tick_from_another_channel_records_nothing(
+    start_bot, fake, tmp_path
+):
+    """A tick is an entry in the incident's audit trail, and its answer shows the incident's
+    checklist: a click from another channel must do neither."""
+    checklists = '\n[checklists]\npost = ["Stakeholders notified"]\n'
+    bot = await start_bot(scenarios=SCENARIOS + checklists, workdir=tmp_path)
+    dsn = start_bot.dsn
+    await bot.ask("declare low secret merger numbers", user=DECLARER, channel=CHANNEL)
+    said = await press_in(bot, fake, OUTSIDER, "checklist_tick", "1:post:0:all", ELSEWHERE)
+    assert f"RB-1 belongs to <#{CHANNEL}>" in said, said
+    ticks = await fetch(dsn, "select * from events where kind = 'checklist_tick'")
+    assert ticks == []
