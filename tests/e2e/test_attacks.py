@@ -3,12 +3,12 @@ person, forged payloads. Each test is one way an operator under pressure could b
 
 from __future__ import annotations
 
-from tests.e2e.harness import fetch
+from tests.e2e.harness import ack_body, fetch, outcome
 from tests.e2e.test_runs import (
     APPROVER,
     CHANNEL,
-    SCENARIOS,
     DECLARER,
+    SCENARIOS,
     buttons,
     run_state,
     start,
@@ -27,6 +27,14 @@ async def press_in(bot, fake, user: str, action_id: str, value: str, channel: st
     )  # fmt: skip
     assert status == 200
     return (await fake.wait_for(lambda f: f.responses_to(url), timeout=20))[0].body["text"]
+
+
+async def said_to(bot, fake, text: str, user: str, channel: str) -> str:
+    """The answer `user` gets to `/rollback <text>` in `channel` (the ack, else the response)."""
+    url = fake.response_url()
+    status, reply = await bot.command(text, user=user, channel=channel, response_url=url)
+    assert status == 200, reply
+    return (await outcome(fake, ack_body(reply), url))["text"]
 
 
 async def stopped_run(bot, fake, dsn) -> None:
@@ -66,7 +74,7 @@ async def test_postmortem_from_another_channel_changes_nothing(start_bot, fake, 
     assert (await fetch(dsn, "select state from incidents"))[0]["state"] == "resolved"
     events = await fetch(dsn, "select count(*) from events")
     for text in ("postmortem RB-1", "postmortem RB-1 done"):
-        said = (await bot.ask(text, user=OUTSIDER, channel=ELSEWHERE))["text"]
+        said = await said_to(bot, fake, text, OUTSIDER, ELSEWHERE)
         assert f"RB-1 belongs to <#{CHANNEL}>" in said, (text, said)
         assert "secret merger" not in said
     assert await fetch(dsn, "select * from postmortems") == []
