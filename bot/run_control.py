@@ -84,8 +84,7 @@ async def _authorise(
         else None
     )
     if incident is None:  # a backup: its requester or an approver decides
-        approvers = services.runbook.policy.approvers
-        if approvers and user not in approvers and user != run["requested_by"]:
+        if user != run["requested_by"] and not await access.allowed_approver(services, user):
             raise Refusal("Only the runbook's approvers or whoever started the backup may decide.")
         return
     rid = format_id(incident["id"])

@@ -100,3 +100,22 @@ async def test_a_forged_checklist_tick_from_another_channel_records_nothing(
     assert f"RB-1 belongs to <#{CHANNEL}>" in said, said
     ticks = await fetch(dsn, "select * from events where kind = 'checklist_tick'")
     assert ticks == []
+
+
+async def test_a_user_group_approver_may_decide_on_a_failed_backup(start_bot, fake, tmp_path):
+    """`approvers` lists user groups too: a member of one is an allowed approver for a backup
+    run's Retry / Abort as for everything else (it was compared with the raw list)."""
+    from tests.e2e.test_one_operation import SCENARIOS as BACKUP_SCENARIOS
+
+    fake.usergroups["SOPS00001"] = [APPROVER]
+    bot = await start_bot(scenarios=BACKUP_SCENARIOS, workdir=tmp_path, approvers=("SOPS00001",))
+    dsn = start_bot.dsn
+    (tmp_path / "dump_fails").write_text("")
+    assert "Backup started" in await said_to(bot, fake, "backup", DECLARER, CHANNEL)
+    found = await fake.wait_for(lambda f: buttons(f, "run_abort"), timeout=30)
+    said = await press_in(bot, fake, OUTSIDER, "run_abort", found[-1][0], CHANNEL)
+    assert "Only the runbook's approvers" in said, said
+    said = await press_in(bot, fake, APPROVER, "run_abort", found[-1][0], CHANNEL)
+    assert said == "Aborted. No further step runs.", said
+    runs = await fetch(dsn, "select state from runs where kind = 'backup'")
+    assert [r["state"] for r in runs] == ["aborted"]
