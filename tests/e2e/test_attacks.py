@@ -119,3 +119,40 @@ async def test_a_user_group_approver_may_decide_on_a_failed_backup(start_bot, fa
     assert said == "Aborted. No further step runs.", said
     runs = await fetch(dsn, "select state from runs where kind = 'backup'")
     assert [r["state"] for r in runs] == ["aborted"]
+
+
+async def test_a_held_rollback_whose_incident_is_resolved_never_runs(start_bot, fake, tmp_path):
+    """RB-2's rollback approved while RB-1's runs is held; resolving RB-2 ends it for good:
+    when RB-1's ends, the project's next operation is not RB-2's closed one."""
+    from tests.e2e.test_one_operation import SCENARIOS as OP_SCENARIOS
+    from tests.e2e.test_one_operation import backup, wait_rows
+
+    bot = await start_bot(scenarios=OP_SCENARIOS, workdir=tmp_path)
+    dsn = start_bot.dsn
+    await backup(bot, fake, dsn)
+    await bot.ask("declare critical slow first", user=DECLARER, channel=CHANNEL)
+    await bot.ask("declare critical restore second", user=DECLARER, channel=CHANNEL)
+    approvals = await wait_rows(
+        dsn, "select id from approvals order by id", check=lambda r: len(r) == 2
+    )
+    for approval in approvals:
+        said = await press_in(
+            bot, fake, APPROVER, "rollback_approve", str(approval["id"]), CHANNEL
+        )
+        assert "Approved" in said, said
+    held = await fetch(dsn, "select id, state from runs where incident_id = 2")
+    assert held[0]["state"] == "held", held
+    said = await said_to(bot, fake, "resolve RB-2 fixed by hand", DECLARER, CHANNEL)
+    assert "RB-2" in said and "resolved" in said, said
+    assert (await fetch(dsn, "select state from runs where incident_id = 2"))[0]["state"] in (
+        "aborted", "cancelled"
+    )  # fmt: skip
+    await wait_rows(dsn, "select 1 from runs where incident_id = 1 and state = 'succeeded'")
+    await bot.ask("backup", user=DECLARER, channel=CHANNEL)  # the project is free again
+    await wait_rows(
+        dsn, "select 1 from runs where kind = 'backup' and state = 'succeeded'",
+        check=lambda r: len(r) == 2,
+    )  # fmt: skip
+    assert not (tmp_path / "ops.log").exists()  # RB-2's restore never ran a step
+    steps = await fetch(dsn, "select * from step_results where run_id = $1", held[0]["id"])
+    assert steps == []
