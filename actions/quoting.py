@@ -21,6 +21,8 @@ _PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 _WORD_END = frozenset(" \t\n;&|()<>")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _PREFIXES = frozenset({"sudo", "env", "command", "exec", "time", "nice", "nohup"})
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash"})
+_DASH_C = re.compile(r"-[a-zA-Z]*c[a-zA-Z]*")
 
 _FIX = {
     "double": (
@@ -62,6 +64,11 @@ _FIX = {
     "eval": (
         "is an argument of eval, which runs its value as code: call the command directly "
         "with the placeholder as its argument"
+    ),
+    "code": (
+        "is the script of a shell's -c (or of trap), which runs its value as code: write the "
+        "script in the runbook and pass the placeholder as its argument (sh -c '… \"$1\"' _ "
+        "{{ x }})"
     ),
 }
 _PSQL_WARNING = (
@@ -132,6 +139,17 @@ def _program_words(words: list[str]) -> list[str]:
     return words[index:]
 
 
+def _runs_as_code(words: list[str]) -> bool:
+    """Whether the next word is run as code: the script of `sh -c`, or trap's action."""
+    program = _program_words(words)
+    if not program:
+        return False
+    name = program[0].rsplit("/", 1)[-1]
+    if name == "trap":
+        return len(program) == 1
+    return name in _SHELLS and len(program) > 1 and bool(_DASH_C.fullmatch(program[-1]))
+
+
 class _Lexer:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -163,6 +181,8 @@ class _Lexer:
         text = self.text[self.pos : end]
         if context == "plain" and self.command is not None and self.command.words[:1] == ["eval"]:
             context = "eval"
+        elif context == "plain" and self.command is not None and _runs_as_code(self.command.words):
+            context = "code"
         self.uses.append(Use(self.line, " ".join(text.split()), context))
         self.line += text.count("\n")
         self.add(text)

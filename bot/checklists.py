@@ -7,9 +7,9 @@ import re
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
-from bot import blocks, comms_store, data_facts, run_store, store
+from bot import access, blocks, comms_store, data_facts, run_store, store
 from bot.checklist_rules import PHASES, TITLES, Facts, Item, items_ticked_by, tick
-from bot.guard import answer_safely
+from bot.guard import clicked_channel, done_then_answer
 from bot.ids import Action
 from bot.incidents import format_id
 from bot.services import Refusal, Services
@@ -127,6 +127,7 @@ async def tick_clicked(services: Services, body: dict, respond) -> None:
             incident = await store.get_incident(conn, incident_id=incident_id)
             if incident is None:
                 raise Refusal("That incident doesn't exist; nothing changed.")
+            access.in_own_channel(incident, clicked_channel(body), "tick its checklist")
         await store.record_event(
             conn,
             incident_id=incident_id,
@@ -143,5 +144,5 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.TICK_CHECKLIST)
     async def tick_item(ack, body, respond) -> None:
-        await ack()
-        await answer_safely(respond, tick_clicked(services, body, respond))
+        # The tick is recorded before the acknowledgement, like every button's change.
+        await done_then_answer(ack, respond, tick_clicked(services, body, respond))

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from bot import comms_store, reminders, store
+from bot import access, comms_store, reminders, store
 from bot.approvals import root_key, thread_note
 from bot.comms_render import render
 from bot.incidents import format_id
@@ -234,11 +234,14 @@ async def _root_ts(services: Services, incident_id: int) -> str:
 async def command(services: Services, parsed, *, user: str, channel: str) -> str:
     """`/rollback postmortem ID [done]`."""
     if parsed.text == "done":
-        return await reminders.mark_done(services, incident_id=parsed.incident_id, user=user)
+        return await reminders.mark_done(
+            services, incident_id=parsed.incident_id, user=user, channel=channel
+        )
     async with services.pool.acquire() as conn:
         incident = await store.get_incident(conn, incident_id=parsed.incident_id)
         if incident is None:
             raise Refusal(f"There is no incident {format_id(parsed.incident_id)}.")
+        access.in_own_channel(incident, channel, "make its post-mortem")
         run = await comms_store.latest_rollback(conn, incident_id=incident["id"])
     if run is not None and run["state"] in _BUSY:
         raise Refusal(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
-from bot import blocks, comms_store, outbox, store
+from bot import access, blocks, comms_store, outbox, store
 from bot.approvals import root_key, thread_note
 from bot.buttons import clicked
-from bot.guard import done_then_answer
+from bot.guard import clicked_channel, done_then_answer
 from bot.ids import Action
 from bot.incidents import format_id
 from bot.services import Refusal, Services
@@ -82,13 +82,16 @@ async def fire(
     return [following]
 
 
-async def mark_done(services: Services, *, incident_id: int, user: str) -> str:
-    """Mark the post-mortem done (once): reminders stop and their buttons go."""
+async def mark_done(
+    services: Services, *, incident_id: int, user: str, channel: str | None
+) -> str:
+    """Mark the post-mortem done (once, from the incident's channel): reminders stop."""
     rid = format_id(incident_id)
     async with services.pool.acquire() as conn, conn.transaction():
         incident = await store.lock_incident(conn, incident_id=incident_id)
         if incident is None:
             raise Refusal(f"There is no incident {rid}.")
+        access.in_own_channel(incident, channel, "mark its post-mortem done")
         if await comms_store.mark_postmortem_done(conn, incident_id=incident_id, user=user) is None:
             by = blocks.mention(incident["postmortem_done_by"])
             raise Refusal(f"{rid}'s post-mortem was already marked done by {by}.")
@@ -110,6 +113,8 @@ def register(app: AsyncApp, services: Services) -> None:
     async def postmortem_done(ack, body, respond) -> None:
         async def work() -> str:
             user, incident_id = clicked(body)
-            return await mark_done(services, incident_id=incident_id, user=user)
+            return await mark_done(
+                services, incident_id=incident_id, user=user, channel=clicked_channel(body)
+            )
 
         await done_then_answer(ack, respond, work())

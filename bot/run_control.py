@@ -17,7 +17,7 @@ from actions.render import RenderContext
 from bot import access, blocks, outbox, run_blocks, run_queue, run_store, store
 from bot.approvals import refresh_root, thread_note
 from bot.executor import masker_for
-from bot.guard import done_then_answer
+from bot.guard import clicked_channel, done_then_answer
 from bot.ids import Action
 from bot.incidents import CLOSED_STATES, TRANSITIONS, Event, State, format_id
 from bot.run_outcomes import thread_of
@@ -53,6 +53,17 @@ def state_now(run) -> str:
     return f"This run is {words}{step}; nothing changed."
 
 
+def _in_run_channel(run, body: dict, verb: str) -> None:
+    """Refuse a click on a run from outside its channel (a CLI backup has none)."""
+    if not run["channel"] or clicked_channel(body) == run["channel"]:
+        return
+    if run["incident_id"]:
+        access.in_own_channel(
+            {"id": run["incident_id"], "channel": run["channel"]}, clicked_channel(body), verb
+        )
+    raise Refusal(f"This backup belongs to <#{run['channel']}>; {verb} it there. Nothing changed.")
+
+
 def _clicked(body: dict) -> tuple[str, int, int]:
     user = (body.get("user") or {}).get("id")
     actions = body.get("actions") or [{}]
@@ -76,8 +87,7 @@ async def _authorise(
         else None
     )
     if incident is None:  # a backup: its requester or an approver decides
-        approvers = services.runbook.policy.approvers
-        if approvers and user not in approvers and user != run["requested_by"]:
+        if user != run["requested_by"] and not await access.allowed_approver(services, user):
             raise Refusal("Only the runbook's approvers or whoever started the backup may decide.")
         return
     rid = format_id(incident["id"])
@@ -97,6 +107,7 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
         run = await run_store.get_run(conn, run_id=run_id)
         if run is None:
             raise Refusal("That run doesn't exist.")
+        _in_run_channel(run, body, choice.lower())
         await _authorise(services, conn, run, user, action=action)
         async with conn.transaction():
             if run["incident_id"]:
@@ -193,6 +204,7 @@ async def cancel(services: Services, *, body: dict) -> str:
         run = await run_store.get_run(conn, run_id=int(value))
         if run is None:
             raise Refusal("That run doesn't exist.")
+        _in_run_channel(run, body, "cancel")
         await _authorise(services, conn, run, user, stopping=True)
         async with conn.transaction():
             stopped = await run_store.request_stop(conn, run_id=run["id"], user=user)
