@@ -116,6 +116,7 @@ async def decide(
     user: str,
     approve: bool,
     channel: str | None,
+    shown_backup: int | None = None,
 ) -> str:
     """Approve or reject a pending request; return the answer for the clicker.
 
@@ -140,6 +141,13 @@ async def decide(
         run_id = answer = refusal = None
         async with conn.transaction():  # a refusal found here still commits an expiry
             incident = await store.lock_incident(conn, incident_id=incident["id"])
+            current = await store.get_approval(conn, approval_id=approval_id)
+            if (
+                approve
+                and shown_backup is not None
+                and ((current["backup_run_id"] or 0) != shown_backup)
+            ):
+                raise Refusal(_restore_point_changed(current, shown_backup))
             if approve:
                 refusal, answer, run_id = await _approve(
                     conn, services, incident, approval_id, user
@@ -161,6 +169,20 @@ async def decide(
         services.run_queued(run_id)
         return f"Approved. {rid}'s rollback is starting; follow the thread."
     return f"Rejected. {rid} stays open without a rollback."
+
+
+def _restore_point_changed(approval, shown: int) -> str:
+    """Why an Approve on the request as it was before a new restore point was chosen fails."""
+    was = restore_points.backup_label(shown) if shown else "no backup"
+    now = (
+        restore_points.backup_label(approval["backup_run_id"])
+        if approval["backup_run_id"]
+        else "no backup"
+    )
+    return (
+        f"The restore point changed since you saw this request ({was} then, {now} now), so "
+        "nothing was approved. Read the request again and approve it if that is what you want."
+    )
 
 
 async def _approve(conn, services: Services, incident, approval_id: int, user: str):

@@ -167,6 +167,9 @@ def approval_request(
     if refusal:
         blocks.append(section(f":no_entry: *This rollback can't start yet.* {refusal}"))
     value = str(approval["id"])
+    # Approve names the restore point the request shows, so a click on the request as it was
+    # before someone chose another backup is refused instead of approving one never seen.
+    approve_value = f"{value}:{approval.get('backup_run_id') or 0}"
     approve_confirm = confirm_dialog(
         "Start the rollback?",
         f"This runs {len(steps)} steps of `{approval['scenario']}` on production.",
@@ -179,7 +182,13 @@ def approval_request(
             "type": "actions",
             "block_id": f"approval-{value}",
             "elements": [
-                button("Approve", Action.APPROVE, value, style="primary", confirm=approve_confirm),
+                button(
+                    "Approve",
+                    Action.APPROVE,
+                    approve_value,
+                    style="primary",
+                    confirm=approve_confirm,
+                ),
                 button("Reject", Action.REJECT, value, style="danger", confirm=reject_confirm),
             ],
         }

@@ -13,17 +13,20 @@ from bot.ids import Action
 from bot.services import Refusal, Services
 
 log = logging.getLogger(__name__)
-_RECORD_ID = re.compile(r"[0-9]{1,12}")
+_VALUE = re.compile(r"([0-9]{1,12})(?::([0-9]{1,12}))?")
 
 
-def clicked(body: dict) -> tuple[str, int]:
-    """The clicker (always the payload's user.id) and the record id the button names."""
+def clicked(body: dict) -> tuple[str, int, int | None]:
+    """The clicker (always the payload's user.id), the approval id the button names and, for
+    Approve, the restore point the request showed (0: none; None: a button from before the
+    restore point was named on it)."""
     user = (body.get("user") or {}).get("id")
     actions = body.get("actions") or [{}]
-    value = str(actions[0].get("value") or "")
-    if not user or not _RECORD_ID.fullmatch(value):
+    match = _VALUE.fullmatch(str(actions[0].get("value") or ""))
+    if not user or not match:
         raise Refusal("That button's payload is malformed; nothing changed.")
-    return user, int(value)
+    shown = int(match.group(2)) if match.group(2) is not None else None
+    return user, int(match.group(1)), shown
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -39,11 +42,12 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 async def _decide(services: Services, body: dict, *, approve: bool) -> str:
-    user, approval_id = clicked(body)
+    user, approval_id, shown_backup = clicked(body)
     return await approvals.decide(
         services,
         approval_id=approval_id,
         user=user,
         approve=approve,
         channel=clicked_channel(body),
+        shown_backup=shown_backup,
     )

@@ -82,9 +82,7 @@ async def fire(
     return [following]
 
 
-async def mark_done(
-    services: Services, *, incident_id: int, user: str, channel: str | None
-) -> str:
+async def mark_done(services: Services, *, incident_id: int, user: str, channel: str | None) -> str:
     """Mark the post-mortem done (once, from the incident's channel): reminders stop."""
     rid = format_id(incident_id)
     async with services.pool.acquire() as conn, conn.transaction():

@@ -39,6 +39,8 @@ async def choose(services: Services, body: dict) -> str:
         access.in_own_channel(incident, clicked_channel(body), "choose its restore point")
         await access.may_decide(conn, services, user=user, incident=incident)
         async with conn.transaction():
+            # The same lock as an Approve: a choice and a vote never interleave.
+            await store.lock_incident(conn, incident_id=incident["id"])
             try:
                 changed = await restore_points.choose(
                     conn, approval_id=approval_id, backup_run_id=backup_id, user=user

@@ -136,9 +136,7 @@ async def test_a_held_rollback_whose_incident_is_resolved_never_runs(start_bot, 
         dsn, "select id from approvals order by id", check=lambda r: len(r) == 2
     )
     for approval in approvals:
-        said = await press_in(
-            bot, fake, APPROVER, "rollback_approve", str(approval["id"]), CHANNEL
-        )
+        said = await press_in(bot, fake, APPROVER, "rollback_approve", str(approval["id"]), CHANNEL)
         assert "Approved" in said, said
     held = await fetch(dsn, "select id, state from runs where incident_id = 2")
     assert held[0]["state"] == "held", held

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import pytest
-
 from tests.e2e.harness import fetch, text_of
 from tests.e2e.test_restore_choice_votes import SCENARIOS, SECOND_APPROVER
 from tests.e2e.test_sandbox_rollback import APPROVER
@@ -15,18 +13,12 @@ from tests.e2e.truth_support import (
     choose_backup,
     declare,
     next_second,
+    request_message,
     response,
     wait_request,
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The Approve button's value is only the approval id: a click on the request as it "
-    "was shown before someone chose another restore point (the message not yet edited, or "
-    "two people acting at once) approves restoring the newly chosen backup, one the clicker "
-    "never saw. The button should carry the pinned backup id and refuse a mismatch.",
-)
 async def test_an_approve_click_on_the_request_as_it_was_before_another_restore_point_was_chosen(
     start_bot, fake, tmp_path
 ):
@@ -45,4 +37,10 @@ async def test_an_approve_click_on_the_request_as_it_was_before_another_restore_
     assert f"now restores backup #{older}" in chosen
     said = await response(fake, await approve(bot, fake, as_seen, user=APPROVER))
     assert "Approved" not in said, said
+    assert f"The restore point changed since you saw this request (backup #{newer}" in said
     assert await fetch(dsn, "select id from runs where kind = 'rollback'") == []
+    assert await fetch(dsn, "select 1 from approval_votes") == []  # no vote was recorded
+    # The request as it is now shows the chosen backup, and approving that works.
+    await fake.wait_for(lambda f: f"backup #{older}" in text_of(request_message(f)), 20)
+    approved = await response(fake, await approve(bot, fake, request_message(fake)))
+    assert "Approved" in approved, approved

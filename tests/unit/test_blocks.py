@@ -245,12 +245,13 @@ def test_approval_request_with_many_long_steps_stays_valid():
     assert_valid(message)
 
 
-def test_approval_buttons_carry_only_the_approval_id_and_ask_for_confirmation():
+def test_approval_buttons_carry_the_approval_id_and_ask_for_confirmation():
     _, message = request()
     buttons = elements_of(message, "button")
     assert [b["action_id"] for b in buttons] == [Action.APPROVE.value, Action.REJECT.value]
+    # Approve also names the restore point shown (0: none), so a stale click is refused.
+    assert [b["value"] for b in buttons] == ["77:0", "77"]
     for button in buttons:
-        assert button["value"] == "77"
         confirm = button["confirm"]
         assert confirm["title"]["text"] and confirm["text"]["text"]
         assert confirm["confirm"]["text"] and confirm["deny"]["text"]

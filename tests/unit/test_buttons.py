@@ -20,7 +20,7 @@ def payload(value="42", user: object = "UCLICKER1", **extra) -> dict:
 
 
 def test_clicked_returns_the_payload_user_and_the_record_id():
-    assert clicked(payload()) == ("UCLICKER1", 42)
+    assert clicked(payload()) == ("UCLICKER1", 42, None)
 
 
 def test_clicked_takes_the_actor_from_user_id_only():
@@ -31,11 +31,16 @@ def test_clicked_takes_the_actor_from_user_id_only():
         container={"type": "message", "user": "UOTHER001"},
     )
     body["actions"][0]["user"] = "UACTION01"
-    assert clicked(body) == ("UCLICKER1", 7)
+    assert clicked(body) == ("UCLICKER1", 7, None)
 
 
 def test_largest_allowed_record_id_is_accepted():
-    assert clicked(payload(value="9" * 12)) == ("UCLICKER1", 999_999_999_999)
+    assert clicked(payload(value="9" * 12)) == ("UCLICKER1", 999_999_999_999, None)
+
+
+def test_approve_names_the_restore_point_the_request_showed():
+    assert clicked(payload(value="42:7")) == ("UCLICKER1", 42, 7)
+    assert clicked(payload(value="42:0")) == ("UCLICKER1", 42, 0)  # the request showed none
 
 
 @pytest.mark.parametrize(
@@ -54,6 +59,11 @@ def test_largest_allowed_record_id_is_accepted():
         "9" * 40,
         "RB-12",
         "${jndi:x}",
+        "1:",
+        ":1",
+        "1:2:3",
+        "1:-2",
+        "1:" + "9" * 13,
     ],
 )
 def test_forged_or_non_numeric_values_are_refused(value):
