@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import os
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from bot import run_control, run_outcomes, run_queue, run_store
 from bot.executor import RESUME_GRACE, RunExecutor
@@ -58,6 +59,8 @@ BACKUP = """
   artifact = { name = "dump", path = "dump_{{ ts }}.txt" }
 """
 LEASE = 30.0
+SHRINK = os.environ.get("PROPS_SHRINK", "1") == "1"  # PROPS_SHRINK=0: a failure, unshrunk
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + [Phase.shrink] * SHRINK
 OFFERED_IN = {  # the run state each button is offered in (run_blocks.controls)
     Action.RETRY: ("waiting",),
     Action.SKIP: ("waiting",),
@@ -97,6 +100,10 @@ class RunMachine(WorkflowMachine):
     def runs(self, *states: str):
         return self.rows("select * from runs where state = any($1::text[]) order by id", states)
 
+    def live_runs(self):
+        """Runs not ended, else every run (a click on an ended run must change nothing)."""
+        return self.runs(*run_store.ACTIVE, "held") or self.rows("select * from runs order by id")
+
     def steps_of(self, services, run) -> list:
         if run["kind"] == "backup":
             return services.runbook.backup_steps
@@ -104,23 +111,27 @@ class RunMachine(WorkflowMachine):
 
     # -- people -------------------------------------------------------------------------------
 
+    @initialize(actor=st.sampled_from(PEOPLE))
+    def first_backup(self, actor):
+        self.backup(0, actor)
+
     @rule(process=st.integers(0, 1), actor=st.sampled_from(PEOPLE))
     def backup(self, process, actor):
         self.call(process, lambda s: run_control.start_backup(s, user=actor, channel=CHANNEL))
 
     @rule(
-        data=st.data(),
+        pick=st.integers(0, 7),
         process=st.integers(0, 1),
         actor=st.sampled_from(PEOPLE),
         action=st.sampled_from(list(OFFERED_IN)),
-        stale=st.booleans(),
+        stale=st.sampled_from([0, 0, -1, 1]),
     )
-    def run_decision(self, data, process, actor, action, stale):
-        runs = self.rows("select * from runs order by id")
+    def run_decision(self, pick, process, actor, action, stale):
+        runs = self.live_runs()
         if not runs:
             return
-        run = data.draw(st.sampled_from(runs))
-        index = run["next_step"] + (data.draw(st.sampled_from([-1, 1])) if stale else 0)
+        run = runs[pick % len(runs)]
+        index = run["next_step"] + stale
         ok, answer = self.call(
             process,
             lambda s: run_control.decide(
@@ -133,12 +144,12 @@ class RunMachine(WorkflowMachine):
         assert run["next_step"] == index, (action, dict(run), index)
         self.decisions[(run["id"], action.value, actor)] += 1
 
-    @rule(data=st.data(), process=st.integers(0, 1), actor=st.sampled_from(PEOPLE))
-    def cancel_run(self, data, process, actor):
-        runs = self.rows("select * from runs order by id")
+    @rule(pick=st.integers(0, 7), process=st.integers(0, 1), actor=st.sampled_from(PEOPLE))
+    def cancel_run(self, pick, process, actor):
+        runs = self.live_runs()
         if not runs:
             return
-        run = data.draw(st.sampled_from(runs))
+        run = runs[pick % len(runs)]
         ok, _ = self.call(
             process, lambda s: run_control.cancel(s, body=body(actor, str(run["id"])))
         )
@@ -180,11 +191,24 @@ class RunMachine(WorkflowMachine):
         self.run(claim())
 
     @precondition(lambda self: any(self.owned))
-    @rule(data=st.data(), succeed=st.booleans())
-    def step_ends(self, data, succeed):
+    @rule(
+        process=st.integers(0, 1),
+        pick=st.integers(0, 7),
+        outcomes=st.lists(st.booleans(), min_size=1, max_size=3),
+    )
+    def steps_end(self, process, pick, outcomes):
+        """The owner runs its next steps, each succeeding or failing, as the executor would."""
+        for succeed in outcomes:
+            if not self._step_ends(process, pick, succeed):
+                return
+
+    def _step_ends(self, choice: int, pick: int, succeed: bool) -> bool:
         """The owner runs the next step (start_step, end_step), then stops, fails or ends."""
-        process = data.draw(st.sampled_from([n for n in (0, 1) if self.owned[n]]))
-        run_id = data.draw(st.sampled_from(sorted(self.owned[process])))
+        if not any(self.owned):
+            return False
+        process = choice if self.owned[choice] else 1 - choice
+        owned = sorted(self.owned[process])
+        run_id = owned[pick % len(owned)]
         reporter = self.owned[process][run_id]
         services = self.world.services[process]
 
@@ -216,6 +240,7 @@ class RunMachine(WorkflowMachine):
             self.run(step())
         except LostRun:  # the fence: the executor's task stops; the sweep takes the run
             self.owned[process].pop(run_id, None)
+        return run_id in self.owned[process]
 
     async def _end(self, services, run, reporter, steps, index: int) -> None:
         self.owned[self.world.services.index(services)].pop(run["id"], None)
@@ -322,7 +347,8 @@ def test_runs_keep_their_promises_under_random_use_and_deaths(
             RunMachine,
             settings=settings(
                 max_examples=20,
-                stateful_step_count=30,
+                phases=PHASES,
+                stateful_step_count=40,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
                 database=None,
