@@ -94,6 +94,7 @@ class RunMachine(WorkflowMachine):
 
     def call(self, process: int, make):
         """As WorkflowMachine.call; a run queued by the call is kicked: its process claims it."""
+        self.world.queued.clear()  # queued earlier and not kicked: the poll (claim_next) finds it
         answer = super().call(process, make)
         if self.world.queued:
             self.world.queued.clear()
