@@ -11,8 +11,9 @@ Extension points (for the run side: backup, Retry/Skip/Abort/Resume/Cancel-run, 
   the audit row must then be in the database after every later step;
 - add invariants as `@invariant` methods; `self.rows(query)` reads the database;
 - `workflow_world.RUNNER_EVENTS` is what the bot itself does to an incident (used by the
-  reachability invariant); `run_finishes` is a stand-in for the executor until the run rules
-  replace it; `World` (tests/e2e/workflow_world.py) holds the database and both processes.
+  reachability invariant); `run_finishes` is a stand-in for the executor here;
+  tests/e2e/test_run_properties.py (RunMachine) replaces it with the executor's real moves;
+  `World` (tests/e2e/workflow_world.py) holds the database and both processes.
 """
 
 from __future__ import annotations

@@ -102,3 +102,28 @@ class World:
                 await conn.close()
 
         self.loop.run_until_complete(drop())
+
+
+# How a run moves (bot/run_store.py, run_control.py, run_outcomes.py): by whom it can end.
+RUN_MOVES = {
+    "held": {"queued"},  # promote, when the project is free
+    "queued": {"running", "aborted"},  # claim_run; closing the incident aborts it
+    "running": {"waiting", "interrupted", "queued", "succeeded", "failed", "cancelled"},
+    "waiting": {"queued", "aborted"},  # Retry / Skip, Abort
+    "interrupted": {"queued", "aborted"},  # Resume, Abort
+}
+RUN_ENDED = {"succeeded", "failed", "cancelled", "aborted"}
+
+
+def run_can_end(state: str) -> bool:
+    """Whether some sequence of the executor's and people's moves ends a run in this state."""
+    seen, todo = {state}, [state]
+    while todo:
+        current = todo.pop()
+        if current in RUN_ENDED:
+            return True
+        for target in RUN_MOVES.get(current, ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return False
