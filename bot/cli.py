@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, settings)
     except SettingsError as error:
         print(f"rollback-bot: setting {error}", file=sys.stderr)
-        return EXIT_SETTINGS
+        return getattr(error, "exit_code", EXIT_SETTINGS)
     except Stop as stop:
         print(f"rollback-bot: {stop}", file=sys.stderr)
         return stop.code

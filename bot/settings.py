@@ -98,10 +98,17 @@ def load_settings(
     )
 
 
+class WrongToken(SettingsError):
+    """A token of the wrong kind (a bot token where the app token belongs, or the reverse):
+    Slack would refuse it, so `serve` stops as for a token Slack refused (exit status 1)."""
+
+    exit_code = 1
+
+
 def _prefixed(get, name: str, prefix: str, expected: str) -> str | None:
     value = get(name)
     if value is not None and not value.startswith(prefix):
-        raise SettingsError(name, f"expected {expected}")
+        raise WrongToken(name, f"expected {expected}")
     return value
 
 
