@@ -10,9 +10,7 @@ from actions.model import CompareData
 from actions.runbook_reader import Table, kind_of
 
 COMPARE_KEYS = ("failed", "restored")
-COMPARE_EXAMPLE = (
-    'compare_data = { failed = "{{ failed_db }}", restored = "{{ vars.db_url }}" }'
-)
+COMPARE_EXAMPLE = 'compare_data = { failed = "{{ failed_db }}", restored = "{{ vars.db_url }}" }'
 
 
 def read_manifest_dsn(loader: Any, backup: Table) -> str | None:

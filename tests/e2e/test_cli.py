@@ -138,9 +138,7 @@ def test_malformed_port_names_port_in_one_line_and_exits_2(tmp_path, good_runboo
 
 
 def test_malformed_setting_in_dotenv_is_reported_the_same_way(tmp_path, good_runbook):
-    (tmp_path / ".env").write_text(
-        f"PORT=eighty\nROLLBACK_RUNBOOK={good_runbook}\n"
-    )
+    (tmp_path / ".env").write_text(f"PORT=eighty\nROLLBACK_RUNBOOK={good_runbook}\n")
     result = run_bot("serve", cwd=tmp_path, DATABASE_URL=UNREACHABLE_DB)
     assert result.returncode == 2
     assert_one_line_naming(result, "PORT")
