@@ -110,7 +110,7 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.action(Action.POSTMORTEM_DONE)
     async def postmortem_done(ack, body, respond) -> None:
         async def work() -> str:
-            user, incident_id = clicked(body)
+            user, incident_id, _ = clicked(body)
             return await mark_done(
                 services, incident_id=incident_id, user=user, channel=clicked_channel(body)
             )

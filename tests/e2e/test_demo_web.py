@@ -63,7 +63,7 @@ async def test_demo_page_follows_the_incident_live_and_shows_edits_in_place(
     assert "only visible to @alice" in feed
     assert "a second person must approve" in feed
     assert "Approved by @bob" in feed
-    assert "Verification: 4/4 checks passed" in feed
+    assert "Verification: 5/5 checks passed" in feed
     assert "Rollback finished" in feed
     assert "Identical to before the failure: database yes, project files yes" in feed
     assert "⏳" not in feed  # every step message shows its final state, in place
