@@ -50,7 +50,7 @@ HOSTILE = [
     "escalate RB-1 extreme",
     "status RB-0",
     "rehearse ../../etc/passwd",
-    "notice RB-1 next 2026-13-45",
+    "notice RB-1 next 2031-13-45",
     "checklist sometimes",
     "frobnicate",
     "DECLARE LOW shouting",

@@ -14,7 +14,7 @@ from bot import blocks
 from bot.ids import Action
 from bot.incidents import ApprovalState, Severity, State
 
-DECLARED = datetime(2026, 11, 24, 3, 5, tzinfo=UTC)
+DECLARED = datetime(2031, 11, 24, 3, 5, tzinfo=UTC)
 HOSTILE = (
     "<!channel> <!here> <!everyone> @channel @Here @EVERYONE <@U0BOSS> <#C0SECRET> "
     "<!subteam^S0ALL> <http://evil.example|click me> & *bold* `code`"
@@ -321,13 +321,13 @@ def test_mention_of_a_user_group_uses_subteam_syntax():
 
 def test_slack_time_shows_the_epoch_and_a_utc_fallback():
     assert blocks.slack_time(DECLARED) == (
-        f"<!date^{int(DECLARED.timestamp())}^{{date_short_pretty}} {{time}}|2026-11-24 03:05 UTC>"
+        f"<!date^{int(DECLARED.timestamp())}^{{date_short_pretty}} {{time}}|2031-11-24 03:05 UTC>"
     )
 
 
 def test_slack_time_fallback_is_in_utc_whatever_the_offset():
     paris = DECLARED.astimezone(timezone(timedelta(hours=1)))
-    assert blocks.slack_time(paris).endswith("|2026-11-24 03:05 UTC>")
+    assert blocks.slack_time(paris).endswith("|2031-11-24 03:05 UTC>")
 
 
 @pytest.mark.parametrize("severity", list(Severity))
@@ -346,7 +346,7 @@ def test_an_approval_request_needing_two_shows_the_tally_and_who_approved():
     approval = {
         "id": 9,
         "scenario": "database",
-        "expires_at": datetime(2030, 1, 1, tzinfo=UTC),
+        "expires_at": datetime(2032, 1, 1, tzinfo=UTC),
         "approvals_required": 2,
     }
     _, shown = rendering.approval_request(

@@ -8,7 +8,7 @@ import pytest
 
 from bot.comms_render import Moment, Text, Who, md_escape, render, sections, to_mrkdwn
 
-T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+T0 = datetime(2031, 11, 24, 3, 0, tzinfo=UTC)
 HOSTILE = "<!channel> @here <@U999> [click](http://evil.example) {{ 7*7 }} **x** www.evil.com"
 
 
@@ -30,7 +30,7 @@ def notice(**changes) -> dict:
         "checks_ran": True,
         "failed_checks": [],
         "ended_at": at(90),
-        "next_attempt": "2026-12-01",
+        "next_attempt": "2031-12-01",
         "on_call": Who("UONCALL01"),
         "data": {"no_loss": True, "compared": True, "lost_rows": 0, "lost": [], "kept": Text("")},
     }
@@ -39,7 +39,7 @@ def notice(**changes) -> dict:
 
 def postmortem(**changes) -> dict:
     context = {
-        "date": "2026-11-24",
+        "date": "2031-11-24",
         "incident": "RB-3",
         "severity": "CRITICAL",
         "scenario": Text("database"),
@@ -103,7 +103,7 @@ def test_verified_notice_claims_restoration_and_keeps_user_text_inert(target):
     text = render("maintenance_notice.md.j2", notice(), target=target)
     assert "No data has been lost" in text
     assert "Services restored:" in text and "Rollback completed:" in text
-    assert "Next attempt scheduled: 2026-12-01" in text
+    assert "Next attempt scheduled: 2031-12-01" in text
     assert "{{ 7*7 }}" in text.replace("\\", "")  # shown as typed
     assert_inert(text, target)
 
@@ -136,10 +136,10 @@ def test_postmortem_fills_the_seed_sections_from_the_context():
     for heading in ("## Incident Summary", "## Root Cause", "## Impact", "## Resolution Steps"):
         assert heading in text
     assert "## Preventive Measures" in text and "## Action Items" in text
-    assert "**Start Time**: 2026-11-24 03:00:00 UTC" in text
-    assert "**Detection Time**: 2026-11-24 02:55:00 UTC (declared 5m after detection)" in text
-    assert "**Rollback Approved**: 2026-11-24 03:01:00 UTC by @UAPPROVE1" in text
-    assert "**Resolution Time**: 2026-11-24 03:10:00 UTC" in text
+    assert "**Start Time**: 2031-11-24 03:00:00 UTC" in text
+    assert "**Detection Time**: 2031-11-24 02:55:00 UTC (declared 5m after detection)" in text
+    assert "**Rollback Approved**: 2031-11-24 03:01:00 UTC by @UAPPROVE1" in text
+    assert "**Resolution Time**: 2031-11-24 03:10:00 UTC" in text
     assert "On-call**: @UONCALL01" in text
     assert_inert(text)
 

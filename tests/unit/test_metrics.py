@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.metrics import IncidentTimes, figures, mean
 
-T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+T0 = datetime(2031, 11, 24, 3, 0, tzinfo=UTC)
 
 
 def minutes(n: float) -> datetime:

@@ -17,7 +17,7 @@ from bot.incidents import Severity
 from bot.parsing import MAX_TEXT, Command
 from bot.views import declare_modal, read_submission
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+NOW = datetime(2031, 11, 24, 12, 0, tzinfo=UTC)
 RUNBOOK_PATH = Path(__file__).resolve().parents[2] / "runbook.toml"
 
 
