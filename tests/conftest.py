@@ -18,7 +18,10 @@ def _server_dsn() -> str:
         return explicit
     import pgserver  # imported lazily: only needed when no server is given
 
-    root = Path(tempfile.gettempdir()) / f"rollback-bot-tests-pg-{os.getuid()}"
+    # One server per pytest-xdist worker (gw0, gw1, …): workers share no database cluster.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    suffix = f"-{worker}" if worker else ""
+    root = Path(tempfile.gettempdir()) / f"rollback-bot-tests-pg-{os.getuid()}{suffix}"
     server = pgserver.get_server(root, cleanup_mode="stop")
     _server_dsn.server = server  # keep the handle alive for the whole session
     return server.get_uri()

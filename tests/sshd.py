@@ -112,6 +112,7 @@ def start_sshd(folder: Path, name: str, authorized: str) -> SshServer:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 if sock.recv(4).startswith(b"SSH-"):
+                    STARTED.append(port)
                     return SshServer(name, port, host_key, folder, process)
         except OSError:
             time.sleep(0.05)
@@ -127,6 +128,34 @@ def stop_sshd(server: SshServer) -> None:
             server.process.wait(10)
         except subprocess.TimeoutExpired:
             server.process.kill()
+
+
+STARTED: list[int] = []  # the ports of every sshd this test process started
+
+
+def remote_processes(needle: str, ports: list[int] | None = None) -> list[str]:
+    """Command lines containing `needle` of processes started through the sshd servers on
+    `ports` (default: every one this test process started), found by the SSH_CONNECTION sshd
+    gives their environment, so even one orphaned by its session counts, and a remote step of
+    a test on another pytest-xdist worker (or another checkout on this machine) does not."""
+    wanted = {str(port) for port in (STARTED if ports is None else ports)}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # it exited meanwhile, or is not ours to read
+            continue
+        if needle not in command:
+            continue
+        for variable in environ:
+            if variable.startswith(b"SSH_CONNECTION="):
+                fields = variable.split(b"=", 1)[1].decode(errors="replace").split()
+                if len(fields) == 4 and fields[3] in wanted:
+                    found.append(f"{entry.name} {command}")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,10 @@ def tools_cache(tmp_path_factory):
     """Sandboxes (also the demo's, in subprocesses) install the real pm2 once per session."""
     from bot.sandbox_services import CACHE_ENV
 
-    path = tmp_path_factory.mktemp("tools-cache")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers of one run share one install
+        path = tmp_path_factory.getbasetemp().parent / "tools-cache"  # (moved into place whole)
+    else:
+        path = tmp_path_factory.mktemp("tools-cache")
     before = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(path)
     yield path
