@@ -178,7 +178,9 @@ async def test_death_before_the_first_step_is_reported_with_resume_and_abort_and
     await first.stop(signal.SIGKILL)
     assert await fetch(dsn, "select * from step_results where run_id in"
                        " (select id from runs where kind = 'rollback')") == []  # fmt: skip
-    second = await start_bot(rewrite=False, env={"ROLLBACK_RUN_LEASE": "2"})
+    # The default lease: the first bot's short one (the stored lease_until) is what makes
+    # the takeover quick; a short one here could lapse on a busy machine mid-resume.
+    second = await start_bot(rewrite=False)
     await fake.wait_for(lambda f: buttons(f, "run_resume"), timeout=40)
     assert buttons(fake, "run_abort")
     keys = await fetch(dsn, "select key, ts from messages where key like 'RB-%/root'")
@@ -220,7 +222,9 @@ async def test_a_stale_retry_or_skip_on_an_interrupted_run_is_refused_with_its_s
     await click(first, fake, APPROVER, "rollback_approve")
     await fake.wait_for(lambda f: (tmp_path / "ran.log").exists(), timeout=20)
     await first.stop(signal.SIGKILL)
-    second = await start_bot(rewrite=False, env={"ROLLBACK_RUN_LEASE": "2"})
+    # The default lease: the first bot's short one (the stored lease_until) is what makes
+    # the takeover quick; a short one here could lapse on a busy machine mid-resume.
+    second = await start_bot(rewrite=False)
     found = await fake.wait_for(lambda f: buttons(f, "run_resume"), timeout=40)
     value, ts = found[-1]
     for action in ("run_retry", "run_skip"):  # from an older message, same run and step

@@ -129,7 +129,9 @@ async def test_interrupted_during_verification_can_be_resumed_to_the_end(start_b
             break
         await asyncio.sleep(0.1)
     await bot.stop(signal.SIGKILL)
-    second = await start_bot(rewrite=False, env={"ROLLBACK_RUN_LEASE": "2"})
+    # The default lease: the first bot's short one (the stored lease_until) is what makes
+    # the takeover quick; a short one here could lapse on a busy machine mid-resume.
+    second = await start_bot(rewrite=False)
     await fake.wait_for(lambda f: buttons(f, "run_resume"), timeout=30)
     assert "verification checks had not completed" in thread_text(fake)
     await click(second, fake, APPROVER, "run_resume")
