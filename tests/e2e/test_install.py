@@ -17,7 +17,10 @@ import pytest
 
 from tests.e2e.harness import REPO
 
-NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
+# Not copied: not source, and other pytest-xdist workers write some of these (.pyc files,
+# Hypothesis's example database) while this test copies the checkout.
+NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+              ".hypothesis")  # fmt: skip
 
 
 def clean_env(**settings: str) -> dict[str, str]:
