@@ -227,18 +227,21 @@ async def start_step(
     )
 
 
+# One probe of the partial index step_results_last_success per identity.
+LAST_DURATIONS = (
+    "select k.identity, (select extract(epoch from s.ended_at - s.started_at)::float8"
+    " from step_results s where s.identity = k.identity and s.status = 'succeeded'"
+    " and s.ended_at is not null order by s.id desc limit 1) as seconds"
+    " from unnest($1::text[]) as k(identity)"
+)
+
+
 async def last_durations(conn: asyncpg.Connection, *, identities: list[str]) -> dict[str, float]:
     """Seconds the most recent successful result of each step identity took (absent: none).
 
-    One query for a whole run, one probe of `step_results_last_success` per identity.
+    One query for a whole run (LAST_DURATIONS).
     """
-    rows = await conn.fetch(
-        "select k.identity, (select extract(epoch from s.ended_at - s.started_at)::float8"
-        " from step_results s where s.identity = k.identity and s.status = 'succeeded'"
-        " and s.ended_at is not null order by s.id desc limit 1) as seconds"
-        " from unnest($1::text[]) as k(identity)",
-        list(dict.fromkeys(identities)),
-    )
+    rows = await conn.fetch(LAST_DURATIONS, list(dict.fromkeys(identities)))
     return {r["identity"]: r["seconds"] for r in rows if r["seconds"] is not None}
 
 
