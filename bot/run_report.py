@@ -179,11 +179,12 @@ class RunReporter:
 
     async def _stop_clock(self) -> None:
         """Stop the running step's clock; once this returns it owes no further edit."""
-        ticker, self._ticker, self._running = self._ticker, None, None
+        ticker, self._ticker = self._ticker, None
         if ticker is None:
             return
         async with self._tick_lock:  # the ticker is asleep or waiting here: never mid-write
             ticker.cancel()
+            self._running = None
         await asyncio.wait([ticker])
 
     async def _step_ended(self, event: StepEnded) -> None:
