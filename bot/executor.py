@@ -33,7 +33,7 @@ from actions.remote_artifacts import artifact_refusal_on_hosts
 from actions.render import RenderContext, RenderError
 from actions.runner import KILL_GRACE, run_steps
 from actions.verify import run_checks
-from bot import data_facts, run_queue, run_store
+from bot import data_facts, run_clock, run_queue, run_store
 from bot import run_outcomes as outcomes
 from bot.incidents import format_id
 from bot.run_outcomes import thread_of
@@ -61,8 +61,16 @@ def masker_for(workdir: Path) -> Masker:
 class RunExecutor:
     """Takes queued runs, drives them, and recovers runs whose process died."""
 
-    def __init__(self, services: Services, *, lease: float, poll_interval: float) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        lease: float,
+        poll_interval: float,
+        clock_after: float = run_clock.SHOW_AFTER,
+    ) -> None:
         self.services, self.lease, self.poll_interval = services, lease, poll_interval
+        self.clock_after = clock_after  # ROLLBACK_STEP_CLOCK_AFTER
         self.tasks: dict[int, asyncio.Task] = {}
         self.draining = False  # set on SIGTERM: finish the current step, start no other
         self._unreported: set[int] = set()  # orphans whose report failed (logged once each)
@@ -249,8 +257,12 @@ class RunExecutor:
         rollback = run["kind"] == "rollback"
         scenario = runbook.scenario(run["scenario"]) if rollback else None
         steps = (scenario.steps if scenario else []) if rollback else runbook.backup_steps
+        identities = [
+            run_clock.step_identity(run["kind"], run["scenario"], s.name, s.run) for s in steps
+        ]
         async with self.services.pool.acquire() as conn:
             pinned = await run_store.pinned_backup(conn, run=run)
+            last = await run_store.last_durations(conn, identities=identities)
         backup = {name: rec.reference for name, (rec, _) in (pinned or {}).items()}
         ctx = RenderContext(
             runbook=runbook,
@@ -288,6 +300,9 @@ class RunExecutor:
             names=[s.name for s in steps],
             artifacts=artifacts,
             pool=pool,
+            identities=identities,
+            last_times=[last.get(i) for i in identities],
+            clock_after=self.clock_after,
         )
         if not await outcomes.begin(self.services, run, reporter, refusal):
             return await outcomes.finish(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from actions.durations import format_duration
 from bot.blocks import Block, button, confirm_dialog, context, escape, mention, section, slack_time
 from bot.ids import Action
+from bot.run_clock import Estimate
 
 _STEP_ICON = {
     "running": ":hourglass_flowing_sand:",
@@ -28,19 +29,52 @@ def output_block(tail: str) -> Block | None:
     return section(f"```{text}```", verbatim=True)
 
 
+def clock(moment: datetime) -> str:
+    """A time of day every reader sees in their own time zone (`14:05 UTC` in the fallback)."""
+    fallback = moment.astimezone(UTC).strftime("%H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{time}}|{fallback}>"
+
+
+def left_text(seconds: float) -> str:
+    """`about 4m left`, to the nearest minute; `under a minute left` below one."""
+    if seconds < 60:
+        return "under a minute left"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"about {f'{hours}h {minutes:02d}m' if hours else f'{minutes}m'} left"
+
+
+def running_for(elapsed: float | None, last_time: float | None) -> str:
+    """` — running 3m 10s (last time 4m 50s)`: empty before the step's clock shows."""
+    if elapsed is None:
+        return ""
+    last = f" (last time {format_duration(last_time)})" if last_time is not None else ""
+    return f" — running {format_duration(elapsed)}{last}"
+
+
 def progress(
-    run: dict[str, Any], *, done: int, current: str | None, now: datetime, state: str
+    run: dict[str, Any],
+    *,
+    done: int,
+    current: str | None,
+    now: datetime,
+    state: str,
+    elapsed: float | None = None,
+    last_time: float | None = None,
+    estimate: Estimate | None = None,
 ) -> tuple[str, list[Block]]:
-    """The one message at the top of the thread, kept current while the run goes."""
+    """The one message at the top of the thread, kept current while the run goes.
+
+    While a step runs: `elapsed` (as shown, None before it shows) and its `last_time`; the
+    run's `estimate` when every step still to run has a last duration.
+    """
     total = run["total_steps"]
     title = _RUN_TITLE[run["kind"]]
     scenario = f" `{run['scenario']}`" if run["scenario"] else ""
-    elapsed = (
-        format_duration((now - run["started_at"]).total_seconds()) if run["started_at"] else "-"
-    )
+    took = format_duration((now - run["started_at"]).total_seconds()) if run["started_at"] else "-"
     bar = "▰" * done + "▱" * (total - done) if total <= 30 else f"{done}/{total}"
     status = {
         "running": f"step {min(done + 1, total)} of {total}: *{escape(current or '')}*"
+        + running_for(elapsed, last_time)
         if current
         else "starting",
         "waiting": "stopped at a failed step, waiting for a decision",
@@ -51,7 +85,9 @@ def progress(
         "cancelled": "cancelled",
         "queued": "queued",
     }.get(state, state)
-    text = f"*{title}{scenario}* · {done}/{total} steps done · {status} · elapsed {elapsed}"
+    text = f"*{title}{scenario}* · {done}/{total} steps done · {status} · elapsed {took}"
+    if state == "running" and estimate is not None:
+        text += f" · estimated finish {clock(estimate.finish)} ({left_text(estimate.left)})"
     blocks: list[Block] = [section(f"{text}\n{bar}")]
     if state == "running" and run.get("kind") == "rollback":
         stop = run.get("stop_requested_by")
@@ -97,16 +133,24 @@ def step_message(
     tail: str = "",
     message: str = "",
     hosts: Sequence[Any] = (),
+    elapsed: float | None = None,
+    last_time: float | None = None,
 ) -> tuple[str, list[Block]]:
-    """A step's message: posted when it starts, edited when it ends.
+    """A step's message: posted when it starts, edited while it runs long and when it ends.
 
+    Running: since when, and how long it took `last_time`; once its clock shows, how long it
+    has run (`elapsed`, as shown) instead of since when.
     A step on hosts (`hosts`: its HostOutcome per host) shows each host's result and last lines.
     """
     again = f" (attempt {attempt})" if attempt > 1 else ""
     head = f"{_STEP_ICON.get(status, '')} *Step {index + 1}/{total}: {escape(name)}*{again}"
     if status == "running":
-        when = f" since {slack_time(started_at)}" if started_at else ""
-        return f"Step {index + 1}/{total} running: {name}", [section(f"{head} — running{when}")]
+        said = running_for(elapsed, last_time)
+        if not said:
+            when = f" since {slack_time(started_at)}" if started_at else ""
+            last = f" (last time {format_duration(last_time)})" if last_time is not None else ""
+            said = f" — running{when}{last}"
+        return f"Step {index + 1}/{total} running: {name}", [section(f"{head}{said}")]
     took = f" in {format_duration(duration)}" if duration is not None else ""
     said = {
         "succeeded": "succeeded",

@@ -15,7 +15,7 @@ from actions.artifacts import ArtifactError, record_artifact
 from actions.events import CheckEnded, Event, RunEnded, RunStarted, StepEnded, StepStarted
 from actions.remote import HostPool
 from actions.remote_artifacts import record_remote_artifact
-from bot import outbox, run_blocks, run_store
+from bot import outbox, run_blocks, run_clock, run_store
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ class RunReporter:
         names: list[str],
         artifacts: dict[int, BackupArtifact] | None = None,
         pool: HostPool | None = None,
+        identities: list[str] | None = None,
+        last_times: list[float | None] | None = None,
+        clock_after: float = run_clock.SHOW_AFTER,
     ) -> None:
         self.services, self.run, self.thread_key, self.names = (
             services,
@@ -71,6 +74,14 @@ class RunReporter:
         self._flusher: asyncio.Task | None = None
         self._attempts: dict[int, int] = {}
         self._started: dict[int, datetime] = {}
+        # each step's run_clock.step_identity, and how long it took last time (None: never)
+        self.identities = identities or [None] * len(names)
+        self.last_times = last_times or [None] * len(names)
+        self.clock_after = clock_after
+        self._running: tuple[int, datetime] | None = None  # the step running, since when
+        self._ticker: asyncio.Task | None = None  # edits its messages as its clock changes
+        self._tick_lock = asyncio.Lock()
+        self._owed: dict[str, tuple[str, list]] = {}  # the last content owed, per message key
 
     async def __call__(self, event: Event) -> None:
         """Store the event's facts and owe the matching message, in one transaction."""
@@ -94,30 +105,90 @@ class RunReporter:
                 index=event.index,
                 name=event.name,
                 started_at=event.started_at,
+                identity=self.identities[event.index],
             )
             self._attempts[event.index] = row["attempt"]
             self._started[event.index] = event.started_at
             if self.thread_key is None:
                 return
-            text, blocks = run_blocks.step_message(
-                index=event.index,
-                total=len(self.names),
-                name=event.name,
-                status="running",
-                attempt=row["attempt"],
-                started_at=event.started_at,
-            )
+            self._running = (event.index, event.started_at)
+            text, blocks = self._running_message(event.index, event.name, row["attempt"])
+            key = step_key(self.run["id"], event.index, row["attempt"])
             await outbox.post(
                 conn,
                 channel=self.run["channel"],
                 text=text,
                 blocks=blocks,
-                key=step_key(self.run["id"], event.index, row["attempt"]),
+                key=key,
                 thread_key=self.thread_key,
             )
+            self._owed[key] = (text, blocks)
             await self.progress(conn, done=event.index, current=event.name)
+        self._ticker = asyncio.create_task(
+            self._tick(event.index, event.name, row["attempt"], asyncio.current_task()),
+            name=f"run-{self.run['id']}-clock",
+        )
+
+    def _elapsed(self, index: int) -> float | None:
+        """How long step `index` has run, as its messages show it (None: not yet shown)."""
+        if self._running is None or self._running[0] != index:
+            return None
+        seconds = (datetime.now(UTC) - self._running[1]).total_seconds()
+        return run_clock.shown_elapsed(seconds, after=self.clock_after)
+
+    def _running_message(self, index: int, name: str, attempt: int) -> tuple[str, list]:
+        return run_blocks.step_message(
+            index=index,
+            total=len(self.names),
+            name=name,
+            status="running",
+            attempt=attempt,
+            started_at=self._started[index],
+            elapsed=self._elapsed(index),
+            last_time=self.last_times[index],
+        )
+
+    async def _tick(self, index: int, name: str, attempt: int, owner) -> None:
+        """Edit the running step's message and the progress message each time the step's
+        shown clock changes (run_clock.next_change), never in between; until it ends."""
+        key = step_key(self.run["id"], index, attempt)
+        while True:
+            seconds = (datetime.now(UTC) - self._started[index]).total_seconds()
+            due = run_clock.next_change(seconds, after=self.clock_after)
+            await asyncio.sleep(due - seconds + 0.01)
+            async with self._tick_lock:
+                if owner is None or owner.done():
+                    return  # the run stopped without the step's end (lease lost, cancelled)
+                try:
+                    async with self.services.pool.acquire() as conn, conn.transaction():
+                        if not await run_store.lock_running_step(
+                            conn, run_id=self.run["id"], index=index,
+                            owner=self.services.process_id,
+                        ):  # fmt: skip
+                            return
+                        text, blocks = self._running_message(index, name, attempt)
+                        if self._owed.get(key) != (text, blocks):
+                            await outbox.update(conn, key=key, text=text, blocks=blocks)
+                            self._owed[key] = (text, blocks)
+                        await self.progress(conn, done=index, current=name)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    log.warning("run %s: step clock not shown (%s)", self.run["id"], error)
+                except Exception:  # the step goes on; only its clock stops
+                    log.exception("run %s: step clock stopped", self.run["id"])
+                    return
+
+    async def _stop_clock(self) -> None:
+        """Stop the running step's clock; once this returns it owes no further edit."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is None:
+            return
+        async with self._tick_lock:  # the ticker is asleep or waiting here: never mid-write
+            ticker.cancel()
+            self._running = None
+        await asyncio.wait([ticker])
 
     async def _step_ended(self, event: StepEnded) -> None:
+        await self._stop_clock()
         status = event.status
         message = event.message
         artifact = self.artifacts.get(event.index)
@@ -201,10 +272,27 @@ class RunReporter:
         self._pending = None
         self._last_progress = time.monotonic()
         run = await run_store.get_run(conn, run_id=self.run["id"])
+        now = datetime.now(UTC)
+        timing = {}
+        if state == "running" and current is not None and done < len(self.names):
+            since = self._running[1] if self._running and self._running[0] == done else None
+            timing = {
+                "elapsed": self._elapsed(done),
+                "last_time": self.last_times[done],
+                "estimate": run_clock.estimate(
+                    now,
+                    current_elapsed=(now - since).total_seconds() if since else 0.0,
+                    last_times=self.last_times[done:],
+                ),
+            }
         text, blocks = run_blocks.progress(
-            dict(run), done=done, current=current, now=datetime.now(UTC), state=state
+            dict(run), done=done, current=current, now=now, state=state, **timing
         )
-        await outbox.update(conn, key=progress_key(self.run["id"]), text=text, blocks=blocks)
+        key = progress_key(self.run["id"])
+        if self._owed.get(key) == (text, blocks):
+            return  # nothing would change
+        await outbox.update(conn, key=key, text=text, blocks=blocks)
+        self._owed[key] = (text, blocks)
 
     async def _flush_later(self, wait: float) -> None:
         await asyncio.sleep(wait)

@@ -205,21 +205,44 @@ async def start_step(
     index: int,
     name: str,
     started_at: datetime,
+    identity: str | None = None,
 ) -> Record:
-    """Record that a step starts (so an interruption knows which step it cut); owner only."""
+    """Record that a step starts (so an interruption knows which step it cut); owner only.
+
+    `identity` (bot.run_clock.step_identity) ties it to the same step in other runs.
+    """
     await _fence(conn, run_id=run_id, owner=owner, next_step=index)
     attempt = await conn.fetchval(
         "select count(*) + 1 from step_results where run_id = $1 and step_index = $2", run_id, index
     )
     return await conn.fetchrow(
-        "insert into step_results (run_id, step_index, name, attempt, status, started_at)"
-        " values ($1, $2, $3, $4, 'running', $5) returning *",
+        "insert into step_results (run_id, step_index, name, attempt, status, started_at,"
+        " identity) values ($1, $2, $3, $4, 'running', $5, $6) returning *",
         run_id,
         index,
         name,
         attempt,
         started_at,
+        identity,
     )
+
+
+# One probe of the partial index step_results_last_success per identity.
+LAST_DURATIONS = (
+    "select k.identity, (select extract(epoch from s.ended_at - s.started_at)::float8"
+    " from step_results s where s.identity = k.identity and s.status = 'succeeded'"
+    " and s.ended_at is not null order by s.id desc limit 1) as seconds"
+    " from unnest($1::text[]) as k(identity)"
+)
+
+
+async def last_durations(conn: asyncpg.Connection, *, identities: list[str]) -> dict[str, float]:
+    """Seconds the most recent successful result of each step identity took (absent: none).
+
+    One query for a whole run (LAST_DURATIONS).
+    """
+    rows = await conn.fetch(LAST_DURATIONS, list(dict.fromkeys(identities)))
+    return {r["identity"]: r["seconds"] for r in rows if r["seconds"] is not None}
 
 
 async def end_step(
@@ -248,6 +271,24 @@ async def end_step(
         exit_code,
         output_tail,
         message,
+    )
+
+
+async def lock_running_step(
+    conn: asyncpg.Connection, *, run_id: int, index: int, owner: str
+) -> bool:
+    """Lock step `index`'s latest result while it is still running in `owner`'s leased run:
+    an edit owed in this transaction then comes before any result another writer stores."""
+    return bool(
+        await conn.fetchval(
+            "select true from step_results s join runs r on r.id = s.run_id"
+            " where s.id = (select max(id) from step_results where run_id = $1"
+            " and step_index = $2) and s.status = 'running' and r.owner = $3"
+            " and r.state = 'running' and r.lease_until > now() for update of s",
+            run_id,
+            index,
+            owner,
+        )
     )
 
 

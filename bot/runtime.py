@@ -143,7 +143,12 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
         return await artifact_refusal_soon(services.runbook, scenario, artifacts, timeout=2.0)
 
     services.scenario_refusal = scenario_refusal
-    executor = RunExecutor(services, lease=settings.run_lease, poll_interval=settings.sync_interval)
+    executor = RunExecutor(
+        services,
+        lease=settings.run_lease,
+        poll_interval=settings.sync_interval,
+        clock_after=settings.step_clock_after,
+    )
     services.run_queued = executor.kick
     scheduler = DeadlineScheduler(
         pool,

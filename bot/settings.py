@@ -38,6 +38,7 @@ class Settings:
     shutdown_grace: float  # on SIGTERM, how long the current step may take to finish
     log_level: str
     port_given: bool = False  # PORT was set (Socket Mode then answers /healthz on it)
+    step_clock_after: float = 5.0  # a step running this long shows how long (and last time)
 
     @property
     def socket_mode(self) -> bool:
@@ -95,6 +96,9 @@ def load_settings(
         shutdown_grace=_number(get, "ROLLBACK_SHUTDOWN_GRACE", 25.0, float, 0.0, 3600.0, "seconds"),
         log_level=_log_level(get("ROLLBACK_LOG_LEVEL") or "INFO"),
         port_given=get("PORT") is not None,
+        step_clock_after=_number(
+            get, "ROLLBACK_STEP_CLOCK_AFTER", 5.0, float, 1.0, 3600.0, "seconds, 1-3600"
+        ),
     )
 
 
