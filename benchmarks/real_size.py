@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from tests.e2e.harness import REPO
 from tests.fake_slack.server import FakeSlack
 
 RATIO = 1.05
+REPS = 2  # bot/bash pairs of each, alternating which goes first
 SCALE = float(os.environ.get("ROLLBACK_BENCH_SCALE", "1.0"))  # 1.0: about 1 GB
 DB, TEMPLATE = "shop_bench", "shop_bench_template"
 CHANNEL = "CBSHOP001"
@@ -316,18 +318,39 @@ async def _through_the_bot(shop: Shop) -> list[Row]:
         conn = await asyncpg.connect(dsn)
         try:
             slack = Slack(bot.url, fake.response_url, http)
-            bash_backup, dump = await shop.bash_backup()  # bash first, then the bot
-            backup = await bot_backup(slack, conn)
+            bash_backups, backups = [], []
+            for rep in range(REPS):  # bash, bot, bot, bash, …
+                for who in ("bash", "bot") if rep % 2 == 0 else ("bot", "bash"):
+                    if who == "bash":
+                        seconds, dump = await shop.bash_backup()
+                        bash_backups.append(seconds)
+                    else:
+                        backups.append(await bot_backup(slack, conn))
             cat, sha = await _read_seconds(shop.workdir / dump)
-            rollback = await bot_rollback(slack, conn)  # the bot first, then bash
-            bash_rollback = await shop.bash_rollback(dump)
+            bash_rollbacks, rollbacks = [], []
+            for rep in range(REPS):  # bot, bash, bash, bot, …
+                for who in ("bot", "bash") if rep % 2 == 0 else ("bash", "bot"):
+                    if who == "bash":
+                        bash_rollbacks.append(await shop.bash_rollback(dump))
+                    else:
+                        await shop.fresh()
+                        rollbacks.append(await bot_rollback(slack, conn))
+                        await shop.drop_kept()
         finally:
             await conn.close()
             await bot.stop(signal.SIGKILL)
             await shop.drop_kept()
-    shop.facts.update(plain_dump=bash_backup, dump_bytes=(shop.workdir / dump).stat().st_size)
-    shop.dump = shop.workdir / dump
-    return _rows(bash_backup, backup, bash_rollback, rollback, cat, sha, shop)
+    shop.facts.update(dump_bytes=(shop.workdir / dump).stat().st_size)
+    backup, rollback = _mean(backups), _mean(rollbacks)
+    rollback["click_to_first_step"] = max(r["click_to_first_step"] for r in rollbacks)
+    rollback["approve_ack"] = max(r["approve_ack"] for r in rollbacks)
+    return _rows(statistics.mean(bash_backups), backup, statistics.mean(bash_rollbacks),
+                 rollback, cat, sha, shop)  # fmt: skip
+
+
+def _mean(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each part's mean over the runs (the mean of two is their median)."""
+    return {key: statistics.mean(run[key] for run in runs) for key in runs[0]}
 
 
 def _split(facts: dict[str, float]) -> str:
@@ -347,7 +370,7 @@ def _rows(bash_backup, backup, bash_rollback, rollback, cat, sha, shop) -> list[
     click = rollback["click_to_first_step"]
     return [
         Row(
-            "1 GB backup (`pg_dump`), bot claim → end",
+            "1 GB backup (`pg_dump`), bot claim → end (mean of 2)",
             f"{backup['total']:.1f} s",
             f"{bash_backup:.1f} s (bash)",
             times(backup["total"] / bash_backup),
@@ -356,7 +379,7 @@ def _rows(bash_backup, backup, bash_rollback, rollback, cat, sha, shop) -> list[
         ),
         Row("… the bot's backup, split", _split(backup)),
         Row(
-            "1 GB rollback (`database`: keep failed DB, restore), bot claim → end",
+            "1 GB rollback (`database`: keep failed DB, restore), bot claim → end (mean of 2)",
             f"{rollback['total']:.1f} s",
             f"{bash_rollback:.1f} s (bash)",
             times(rollback["total"] / bash_rollback),
@@ -374,7 +397,7 @@ def _rows(bash_backup, backup, bash_rollback, rollback, cat, sha, shop) -> list[
         ),
         Row(
             "Approve click → first step starts, 1 GB",
-            f"{click:.2f} s",
+            f"{click:.2f} s (slowest of {REPS})",
             f"cat {cat:.2f} s, sha256 {sha:.2f} s ({mib:.0f} MiB dump)",
             target=f"≤ {allowance:.2f} s (1 s + one sha256 read)",
             passed=click <= allowance,

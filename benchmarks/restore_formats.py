@@ -16,15 +16,19 @@ from bot.sandbox import database_url
 JOBS = 2
 
 
-def commands(db: str, *, plain: str, directory: str) -> dict[str, str]:
-    """The four commands compared (pure): dump and restore in each format."""
+def commands(db: str, *, plain: str, directory: str, custom: str = "") -> dict[str, str]:
+    """The commands compared (pure): dump and restore in each format."""
     d, p, f = shlex.quote(db), shlex.quote(plain), shlex.quote(directory)
+    c = shlex.quote(custom or plain + ".custom")
     fresh = f"dropdb --if-exists {d}\ncreatedb {d}\n"
     return {
         "dump_plain": f"pg_dump -d {d} > {p}",
         "dump_directory": f"rm -rf {f}\npg_dump -Fd -j {JOBS} -d {d} -f {f}",
         "restore_plain": fresh + f"psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d {d} < {p}",
         "restore_directory": fresh + f"pg_restore -j {JOBS} --exit-on-error -d {d} {f}",
+        # one file (what the bot's artifacts are), restored in parallel; the dump is serial
+        "dump_custom": f"pg_dump -Fc -d {d} -f {c}",
+        "restore_custom": fresh + f"pg_restore -j {JOBS} --exit-on-error -d {d} {c}",
     }
 
 
@@ -63,9 +67,16 @@ async def measure(shop, db: str, template: str) -> list[Row]:
     plain_problem = await _matches(shop, db, expected)
     restore_dir = await _timed(shop, run["restore_directory"])
     dir_problem = await _matches(shop, db, expected)
-    sizes = f"{_bytes(plain) / 2**20:.0f} MiB vs {_bytes(directory) / 2**20:.0f} MiB"
+    sizes = f"plain {_bytes(plain) / 2**20:.0f} MiB, directory {_bytes(directory) / 2**20:.0f} MiB"
     plain.unlink()
     await _timed(shop, f"rm -rf {shlex.quote(str(directory))}")
+    await shop.fresh()
+    custom = shop.workdir / "formats.sql.custom"
+    dump_custom = await _timed(shop, run["dump_custom"])
+    restore_custom = await _timed(shop, run["restore_custom"])
+    custom_problem = await _matches(shop, db, expected)
+    custom_size = _bytes(custom) / 2**20
+    custom.unlink()
     total = sum(t.rows for t in expected.tables)
     return [
         Row(
@@ -83,6 +94,20 @@ async def measure(shop, db: str, template: str) -> list[Row]:
             "the faster one ships",
         ),
         Row(
+            "Dump 1 GB, custom format `pg_dump -Fc` (one file)",
+            f"{dump_custom:.1f} s",
+            f"{dump_plain:.1f} s (plain SQL)",
+            times(dump_custom / dump_plain),
+            f"info ({custom_size:.0f} MiB)",
+        ),
+        Row(
+            f"Restore 1 GB, `pg_restore -j {JOBS}` (custom)",
+            f"{restore_custom:.1f} s",
+            f"{restore_plain:.1f} s (`psql < dump`)",
+            times(restore_custom / restore_plain),
+            "the faster one ships",
+        ),
+        Row(
             "… plain-SQL restore matches the manifest",
             plain_problem or f"{len(expected.tables)} tables, {total:,} rows",
             target="no difference",
@@ -93,5 +118,11 @@ async def measure(shop, db: str, template: str) -> list[Row]:
             dir_problem or f"{len(expected.tables)} tables, {total:,} rows",
             target="no difference",
             passed=dir_problem is None,
+        ),
+        Row(
+            "… custom-format restore matches the manifest",
+            custom_problem or f"{len(expected.tables)} tables, {total:,} rows",
+            target="no difference",
+            passed=custom_problem is None,
         ),
     ]

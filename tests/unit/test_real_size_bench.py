@@ -29,3 +29,9 @@ def test_both_restore_formats_restore_into_a_fresh_database():
     assert run["dump_directory"].endswith("pg_dump -Fd -j 2 -d shop -f d.dir")
     assert run["restore_directory"].startswith("dropdb --if-exists shop\ncreatedb shop\n")
     assert "pg_restore -j 2 --exit-on-error -d shop d.dir" in run["restore_directory"]
+
+
+def test_the_custom_format_is_one_file_restored_in_parallel():
+    run = restore_formats.commands("shop", plain="d.sql", directory="d.dir")
+    assert run["dump_custom"] == "pg_dump -Fc -d shop -f d.sql.custom"
+    assert run["restore_custom"].endswith("pg_restore -j 2 --exit-on-error -d shop d.sql.custom")
