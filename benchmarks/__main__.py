@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         "--size",
         choices=("full", "quick", "real"),
         default="full",
-        help="real: the long benchmarks at real size (a 1 GB shop database; about 25 min)",
+        help="real: the long benchmarks at real size (a 1 GB shop database; about 10 min)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the logs and workdir")
     options = parser.parse_args(argv)
