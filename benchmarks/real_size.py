@@ -300,8 +300,12 @@ async def measure(work: Path, server: str) -> list[Row]:
                 f"{generated:.0f} s to generate",
             )
         ]
-        rows += await _through_the_bot(shop)
-        rows += await restore_formats.measure(shop, DB, TEMPLATE)
+        try:
+            rows += await _through_the_bot(shop)
+            rows += await restore_formats.measure(shop, DB, TEMPLATE)
+        finally:  # the server may be TEST_DATABASE_URL's: leave no gigabyte behind
+            await shop.drop_kept()
+            await shop_db.admin(server, f"drop database if exists {DB} with (force)")
     return rows
 
 
