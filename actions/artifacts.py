@@ -25,6 +25,7 @@ class RecordedArtifact:
     value: str | None = None
     size: int | None = None
     sha256: str | None = None
+    mtime: float | None = None  # st_mtime when recorded (as stored); None: unknown
 
     @property
     def reference(self) -> str:
@@ -69,8 +70,14 @@ def record_artifact(
     return RecordedArtifact(artifact_name, "file", path=path, size=size, sha256=sha256)
 
 
-def artifact_problem(recorded: RecordedArtifact, workdir: Path) -> str | None:
-    """None when the artifact can still be used for a restore, else a sentence saying why not."""
+def artifact_problem(recorded: RecordedArtifact, workdir: Path, *, full: bool = True) -> str | None:
+    """None when the artifact can still be used for a restore, else a sentence saying why not.
+
+    `full`: read the whole file and compare its sha256 (what a run's start does, right before
+    its steps restore from it). Without it (an approval request, a click), a file whose size
+    and modification time are as recorded passes without being read; a different size
+    refuses; a different modification time falls back to the full comparison.
+    """
     if recorded.kind != "file" or recorded.path is None:
         return None
     path = recorded.path
@@ -78,6 +85,13 @@ def artifact_problem(recorded: RecordedArtifact, workdir: Path) -> str | None:
     if problem is not None:
         return problem
     untrusted = "it cannot be trusted for a restore"
+    if not full and recorded.mtime is not None:
+        try:
+            stat = artifact_file(path, workdir).stat()
+        except OSError as exc:
+            return f"backup file {path} cannot be read ({exc.strerror or exc}): {untrusted}"
+        if stat.st_size == recorded.size and abs(stat.st_mtime - recorded.mtime) <= 1e-3:
+            return None  # unchanged by size and time; the run's start reads it in full
     try:
         size, sha256 = file_digest(artifact_file(path, workdir))
     except OSError as exc:

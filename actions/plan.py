@@ -64,9 +64,14 @@ def prepare_checks(runbook: Runbook, ctx: RenderContext) -> list[tuple[Check, st
 
 
 def artifact_refusal(
-    scenario: Scenario, latest: Mapping[str, tuple[RecordedArtifact, Path]] | None
+    scenario: Scenario,
+    latest: Mapping[str, tuple[RecordedArtifact, Path]] | None,
+    *,
+    full: bool = True,
 ) -> str | None:
-    """Why a scenario must not start with these backup artifacts, or None when it may."""
+    """Why a scenario must not start with these backup artifacts, or None when it may.
+
+    `full`: compare each file's sha256 (see `artifacts.artifact_problem`)."""
     needed = sorted(scenario_artifacts(scenario))
     if not needed:
         return None
@@ -78,7 +83,7 @@ def artifact_refusal(
             problems.append(f"the latest completed backup has no `{name}`")
             continue
         recorded, workdir = latest[name]
-        if (problem := artifact_problem(recorded, workdir)) is not None:
+        if (problem := artifact_problem(recorded, workdir, full=full)) is not None:
             problems.append(problem)
     if not problems:
         return None

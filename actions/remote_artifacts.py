@@ -110,8 +110,12 @@ async def artifact_refusal_on_hosts(
     scenario: Scenario,
     latest: Mapping[str, tuple[RecordedArtifact, Path]] | None,
     pool: HostPool,
+    *,
+    full: bool = True,
 ) -> str | None:
-    """As `plan.artifact_refusal`, with artifacts on hosts checked there."""
+    """As `plan.artifact_refusal`, with artifacts on hosts checked there (always in full).
+
+    `full`: compare the sha256 of local files too (see `artifacts.artifact_problem`)."""
     needed = sorted(scenario_artifacts(scenario))
     if not needed:
         return None
@@ -126,7 +130,7 @@ async def artifact_refusal_on_hosts(
         if name in hosts:
             problem = await remote_artifact_problem(pool, hosts[name], recorded, workdir)
         else:
-            problem = await asyncio.to_thread(artifact_problem, recorded, workdir)
+            problem = await asyncio.to_thread(artifact_problem, recorded, workdir, full=full)
         if problem is not None:
             problems.append(problem)
     if not problems:
@@ -148,11 +152,13 @@ async def artifact_refusal_soon(
 
     For answers people wait on (an approval request, a click); the run's start checks again
     without this limit, so a host too slow to answer here still cannot start a bad restore.
+    Local files are checked by size and modification time only (no sha256: a 1 GB dump
+    would take a second to read on every click); the run's start compares their sha256.
     """
     if not artifact_hosts(runbook):
-        return await asyncio.to_thread(artifact_refusal, scenario, latest)
+        return await asyncio.to_thread(artifact_refusal, scenario, latest, full=False)
     try:
         async with asyncio.timeout(timeout), HostPool(runbook.hosts) as pool:
-            return await artifact_refusal_on_hosts(runbook, scenario, latest, pool)
+            return await artifact_refusal_on_hosts(runbook, scenario, latest, pool, full=False)
     except TimeoutError:
         return None

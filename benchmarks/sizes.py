@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,4 @@ QUICK = Size(
     true_steps=5,
     overhead_reps=1,
 )
+REAL = replace(FULL, name="real")  # `--size real`: suite.REAL_SECTIONS (a 1 GB shop, …)

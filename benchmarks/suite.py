@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from benchmarks import acks, database, memory, runs, startup
+from benchmarks import acks, database, memory, real_size, runs, startup
 from benchmarks.drive import write_scenarios
 from benchmarks.load import HookPool, Slack, session
 from benchmarks.procs import Server, bare_server, bot_server, fake_server
@@ -20,6 +20,8 @@ from tests.e2e.harness import SECRET, TOKEN
 from tests.fake_slack.server import FakeSlack
 
 HOOKS = 20_000
+# `--size real`: the long sections, each `(work, server) -> rows`, run in this order.
+REAL_SECTIONS = [real_size.measure]
 
 
 def environment(*, api_url: str, runbook: Path, data_dir: Path, dsn: str | None) -> dict:
@@ -42,6 +44,11 @@ def environment(*, api_url: str, runbook: Path, data_dir: Path, dsn: str | None)
 async def run_benchmarks(size: Size, *, work: Path, server: str | None = None) -> list[Row]:
     """All rows of the table; `work` holds runbooks, workdirs and every process's log."""
     server = server or database.server_dsn()
+    if size.name == "real":
+        rows = []
+        for section in REAL_SECTIONS:
+            rows += await section(work, server)
+        return rows
     runbook = write_scenarios(
         work / "runbook.toml",
         workdir=work,

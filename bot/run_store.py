@@ -356,7 +356,7 @@ async def backup_artifacts(
         r["name"]: (
             RecordedArtifact(
                 r["name"], r["kind"], path=r["path"], value=r["value"], size=r["size"],
-                sha256=r["sha256"],
+                sha256=r["sha256"], mtime=r["mtime"],
             ),
             Path(r["workdir"]),
         )
