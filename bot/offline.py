@@ -22,7 +22,7 @@ from bot.settings import Settings
 def rehearse(settings: Settings, runbook: Runbook, dsn: str, scenario: str) -> int:
     """Print the dry run of a scenario; exit 0 when it passed, 1 otherwise."""
     if runbook.scenario(scenario) is None:
-        from bot.cli import Stop
+        from bot.startup import Stop
 
         known = ", ".join(s.key for s in runbook.scenarios)
         raise Stop(f"there is no scenario {scenario!r} in {runbook.path} (known: {known}).")
@@ -103,7 +103,7 @@ def backup(settings: Settings, runbook: Runbook, dsn: str) -> int:
 
 def _stop(active):
     """The one line a refused command-line backup prints: what is active, what to do."""
-    from bot.cli import Stop
+    from bot.startup import Stop
 
     if active is None:  # it ended between the refusal and this look: just try again
         return Stop("another operation was active a moment ago; run `rollback-bot backup` again.")
@@ -120,9 +120,9 @@ def _stop(active):
 
 def runs(settings: Settings, dsn: str, args) -> int:
     """`rollback-bot runs` (a table) and `rollback-bot abort RUN` (recorded as the OS user)."""
-    from bot.cli import Stop, load_or_stop
     from bot.executor import RESUME_GRACE
     from bot.run_admin import AbortRefused, abort, run_lines
+    from bot.startup import Stop, load_or_stop
 
     run_id = None
     if args.command == "abort":

@@ -28,8 +28,8 @@ def serve(
 
     A token Slack refuses for good stops start-up with one line naming the setting (exit 1).
     """
-    from bot.cli import Stop, run_migrations
     from bot.socket_mode import Refused
+    from bot.startup import Stop, run_migrations
 
     run_migrations(dsn)
     try:
@@ -42,8 +42,8 @@ def serve(
 
 
 def _http_mode(settings: Settings, runbook: Runbook, dsn: str, *, host: str, port: int) -> int:
-    from bot.cli import Stop
     from bot.socket_mode import check_bot_token
+    from bot.startup import Stop
     from bot.web import build_web_app
 
     # Slack's requests can arrive without Slack answering us, so only a refusal stops here.
@@ -109,7 +109,7 @@ async def _start_health(host: str, port: int | None, connected, database_ok):
     """GET /healthz on host:port (when a port is given): 200 only while connected + DB answers."""
     if port is None:
         return None
-    from bot.cli import Stop
+    from bot.startup import Stop
     from bot.web import socket_health_app
 
     runner = web.AppRunner(socket_health_app(connected, database_ok), access_log=None)
