@@ -1,10 +1,14 @@
 """Issue 12's guarantees tried the way an operator under pressure would: the same click from
 two processes at once, a rejecter who asks again, two sweeps of one orphan at the same time.
-Each test is one attempt that held (the review of issue 12)."""
+Each test is one attempt (the review of issue 12); all held but the last, which the database
+now holds (migration 006)."""
 
 from __future__ import annotations
 
 import asyncio
+
+import asyncpg
+import pytest
 
 from actions.runbook import load_runbook
 from bot.database import create_pool, migrate
@@ -102,7 +106,8 @@ async def test_two_processes_sweeping_one_orphan_at_once_report_it_once(fresh_da
                 incident,
             )
             owed = await conn.fetchval(
-                "select count(*) from outbox where payload::text like '%process running this rollback stopped%'"
+                "select count(*) from outbox"
+                " where payload::text like '%process running this rollback stopped%'"
             )
     finally:
         for pool in pools:
@@ -110,3 +115,28 @@ async def test_two_processes_sweeping_one_orphan_at_once_report_it_once(fresh_da
     assert state == "interrupted"
     assert [k["kind"] for k in kinds].count("run_interrupted") == 1, kinds
     assert owed == 1, owed
+
+
+async def test_a_vote_whose_author_became_a_requester_no_longer_counts(start_bot, fake):
+    """The bot never adds a requester while a request waits; should anything else write one,
+    the database still refuses to approve without enough votes by non-requesters."""
+    bot = await start_bot(approvals_required=2)
+    dsn = start_bot.dsn
+    await bot.ask("declare critical database broken", user=DECLARER, channel=CHANNEL)
+    await wait_request(fake)
+    assert "1 of 2 approvals" in await press(bot, fake, THIRD, request_message(fake))
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "insert into incident_requesters (incident_id, user_id, part)"
+            " values (1, $1, 'escalated')",
+            THIRD,
+        )
+        said = await press(bot, fake, FOURTH, request_message(fake))
+        assert said.startswith("Approval recorded (1 of 2 approvals)"), said
+        assert await conn.fetchval("select state from approvals") == "pending"
+        with pytest.raises(asyncpg.CheckViolationError, match="by non-requesters"):
+            await conn.execute("update approvals set state = 'approved', decided_by = $1", FOURTH)
+        assert await conn.fetch("select * from runs") == []
+    finally:
+        await conn.close()
