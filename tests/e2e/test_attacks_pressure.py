@@ -6,6 +6,7 @@ now holds (migration 006)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import asyncpg
 import pytest
@@ -24,7 +25,7 @@ from tests.e2e.test_approval_rules import (
     request_message,
     wait_request,
 )
-from tests.e2e.test_attacks import press_in, stopped_run
+from tests.e2e.test_attacks import press_in, said_to, stopped_run
 from tests.e2e.test_no_dead_ends import leave
 from tests.e2e.test_runs import APPROVER, buttons, start
 from tests.e2e.test_runs import CHANNEL as RUNS_CHANNEL
@@ -140,3 +141,65 @@ async def test_a_vote_whose_author_became_a_requester_no_longer_counts(start_bot
         assert await conn.fetch("select * from runs") == []
     finally:
         await conn.close()
+
+
+async def test_an_acknowledged_approve_survives_sigkill_right_after_the_ack(start_bot, fake):
+    """Approve is acknowledged, the process is killed at once: the approval and its one run are
+    in the database, and another process takes the run to an end (or offers Resume / Abort)."""
+    env = {"ROLLBACK_RUN_LEASE": "2"}
+    first = await start_bot(env=env)
+    await first.ask("declare critical database broken", user=DECLARER, channel=CHANNEL)
+    await wait_request(fake)
+    message = request_message(fake)
+    value = next(
+        e["value"]
+        for b in message["blocks"]
+        for e in b.get("elements") or []
+        if e.get("action_id") == "rollback_approve"
+    )
+    status, _ = await first.click(
+        user=THIRD, action_id="rollback_approve", value=value, channel=CHANNEL,
+        message_ts=message["ts"], response_url=fake.response_url(),
+    )  # fmt: skip
+    await first.stop(signal.SIGKILL)  # the moment the acknowledgement arrived
+    assert status == 200
+    approval = await fetch(start_bot.dsn, "select state, decided_by from approvals")
+    assert tuple(approval[0]) == ("approved", THIRD)
+    assert len(await fetch(start_bot.dsn, "select id from runs")) == 1
+    await start_bot(rewrite=False, env=env)
+    for _ in range(600):
+        runs = await fetch(start_bot.dsn, "select state from runs")
+        if runs[0]["state"] in ("succeeded", "interrupted"):
+            break
+        await asyncio.sleep(0.1)
+    assert runs[0]["state"] in ("succeeded", "interrupted"), runs
+    assert len(runs) == 1
+
+
+async def test_a_backup_asked_for_while_a_rollback_is_held_waits_behind_both(
+    start_bot, fake, tmp_path
+):
+    bot = await start(start_bot, tmp_path)
+    dsn = start_bot.dsn
+    await stopped_run(bot, fake, dsn)  # RB-1's run waits at its failed step: it holds the project
+    await bot.ask("declare critical flaky again", user=DECLARER, channel=RUNS_CHANNEL)
+    def second_request(f):  # RB-1's request shows no buttons any more
+        return [v for v, _ in buttons(f, "rollback_approve") if v.split(":")[0] == "2"]
+
+    value = (await fake.wait_for(second_request, timeout=20))[0]
+    said = await press_in(bot, fake, APPROVER, "rollback_approve", value, RUNS_CHANNEL)
+    assert "Approved" in said, said
+    said = await said_to(bot, fake, "backup", DECLARER, RUNS_CHANNEL)
+    assert said.startswith("Backup queued"), said
+    runs = await fetch(dsn, "select kind, state, waits_for from runs order by id")
+    assert [(r["kind"], r["state"]) for r in runs] == [
+        ("rollback", "waiting"), ("rollback", "held"), ("backup", "held")
+    ]  # fmt: skip
+    abort = buttons(fake, "run_abort")[-1][0]
+    assert "Aborted" in await press_in(bot, fake, APPROVER, "run_abort", abort, RUNS_CHANNEL)
+    for _ in range(600):  # RB-2's rollback, the older held run, goes first and stops likewise
+        runs = await fetch(dsn, "select kind, state from runs order by id")
+        if runs[1]["state"] == "waiting":
+            break
+        await asyncio.sleep(0.1)
+    assert [r["state"] for r in runs] == ["aborted", "waiting", "held"], runs
