@@ -183,6 +183,7 @@ async def test_a_backup_asked_for_while_a_rollback_is_held_waits_behind_both(
     dsn = start_bot.dsn
     await stopped_run(bot, fake, dsn)  # RB-1's run waits at its failed step: it holds the project
     await bot.ask("declare critical flaky again", user=DECLARER, channel=RUNS_CHANNEL)
+
     def second_request(f):  # RB-1's request shows no buttons any more
         return [v for v, _ in buttons(f, "rollback_approve") if v.split(":")[0] == "2"]
 
