@@ -70,7 +70,7 @@ async def test_retry_pressed_on_two_processes_at_once_retries_once(start_bot, fa
     dsn = start_bot.dsn
     await stopped_run(first, fake, dsn)
     (tmp_path / "flag").write_text("")
-    value = buttons(fake, "run_retry")[-1][0]
+    value = (await fake.wait_for(lambda f: buttons(f, "run_retry"), timeout=20))[-1][0]
     said = await asyncio.gather(
         *(press_in(b, fake, APPROVER, "run_retry", value, RUNS_CHANNEL) for b in (first, second))
     )
@@ -196,7 +196,7 @@ async def test_a_backup_asked_for_while_a_rollback_is_held_waits_behind_both(
     assert [(r["kind"], r["state"]) for r in runs] == [
         ("rollback", "waiting"), ("rollback", "held"), ("backup", "held")
     ]  # fmt: skip
-    abort = buttons(fake, "run_abort")[-1][0]
+    abort = (await fake.wait_for(lambda f: buttons(f, "run_abort"), timeout=20))[-1][0]
     assert "Aborted" in await press_in(bot, fake, APPROVER, "run_abort", abort, RUNS_CHANNEL)
     for _ in range(600):  # RB-2's rollback, the older held run, goes first and stops likewise
         runs = await fetch(dsn, "select kind, state from runs order by id")
@@ -204,3 +204,29 @@ async def test_a_backup_asked_for_while_a_rollback_is_held_waits_behind_both(
             break
         await asyncio.sleep(0.1)
     assert [r["state"] for r in runs] == ["aborted", "waiting", "held"], runs
+
+
+async def test_an_abort_hands_the_project_to_the_held_run_before_anything_else_can_start(
+    start_bot, fake, tmp_path
+):
+    """No poll comes for a minute: a backup asked for right after Abort must not jump ahead of
+    the rollback that was held first (the Abort itself queues the oldest held run)."""
+    bot = await start(start_bot, tmp_path, env={"ROLLBACK_SYNC_INTERVAL": "60"})
+    dsn = start_bot.dsn
+    await stopped_run(bot, fake, dsn)
+    await bot.ask("declare critical flaky again", user=DECLARER, channel=RUNS_CHANNEL)
+
+    def second_request(f):
+        return [v for v, _ in buttons(f, "rollback_approve") if v.split(":")[0] == "2"]
+
+    value = (await fake.wait_for(second_request, timeout=20))[0]
+    assert "Approved" in await press_in(
+        bot, fake, APPROVER, "rollback_approve", value, RUNS_CHANNEL
+    )
+    abort = (await fake.wait_for(lambda f: buttons(f, "run_abort"), timeout=20))[-1][0]
+    assert "Aborted" in await press_in(bot, fake, APPROVER, "run_abort", abort, RUNS_CHANNEL)
+    said = await said_to(bot, fake, "backup", DECLARER, RUNS_CHANNEL)
+    assert said.startswith("Backup queued"), said
+    runs = await fetch(dsn, "select kind, state from runs order by id")
+    assert runs[1]["state"] in ("queued", "running", "waiting"), runs
+    assert (runs[2]["kind"], runs[2]["state"]) == ("backup", "held"), runs
