@@ -230,3 +230,24 @@ async def test_an_abort_hands_the_project_to_the_held_run_before_anything_else_c
     runs = await fetch(dsn, "select kind, state from runs order by id")
     assert runs[1]["state"] in ("queued", "running", "waiting"), runs
     assert (runs[2]["kind"], runs[2]["state"]) == ("backup", "held"), runs
+
+
+async def test_resolving_an_incident_whose_run_is_stopped_hands_the_project_to_the_held_run(
+    start_bot, fake, tmp_path
+):
+    bot = await start(start_bot, tmp_path, env={"ROLLBACK_SYNC_INTERVAL": "60"})
+    dsn = start_bot.dsn
+    await stopped_run(bot, fake, dsn)
+    await bot.ask("declare critical flaky again", user=DECLARER, channel=RUNS_CHANNEL)
+
+    def second_request(f):
+        return [v for v, _ in buttons(f, "rollback_approve") if v.split(":")[0] == "2"]
+
+    value = (await fake.wait_for(second_request, timeout=20))[0]
+    assert "Approved" in await press_in(
+        bot, fake, APPROVER, "rollback_approve", value, RUNS_CHANNEL
+    )
+    said = await said_to(bot, fake, "resolve RB-1 by hand", APPROVER, RUNS_CHANNEL)
+    assert said == "RB-1 is resolved.", said
+    runs = await fetch(dsn, "select state from runs order by id")
+    assert runs[0]["state"] == "aborted" and runs[1]["state"] != "held", runs
