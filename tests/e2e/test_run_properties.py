@@ -350,7 +350,7 @@ def test_runs_keep_their_promises_under_random_use_and_deaths(
         run_state_machine_as_test(
             RunMachine,
             settings=settings(
-                max_examples=12,
+                max_examples=14,
                 phases=PHASES,
                 stateful_step_count=50,
                 deadline=None,

@@ -357,7 +357,7 @@ def test_the_workflow_keeps_its_promises_under_random_use(
         run_state_machine_as_test(
             WorkflowMachine,
             settings=settings(
-                max_examples=15,
+                max_examples=20,
                 stateful_step_count=20,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
