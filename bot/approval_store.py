@@ -56,14 +56,29 @@ async def votes(conn: asyncpg.Connection, *, approval_id: int) -> list[str]:
     return [r["user_id"] for r in rows]
 
 
+async def counted_votes(conn: asyncpg.Connection, *, approval_id: int) -> list[str]:
+    """The approvals that count towards the request: by people who are no requesters now."""
+    rows = await conn.fetch(
+        "select v.user_id from approval_votes v join approvals a on a.id = v.approval_id"
+        " where v.approval_id = $1 and not exists (select 1 from incident_requesters r"
+        " where r.incident_id = a.incident_id and r.user_id = v.user_id)"
+        " order by v.at, v.user_id",
+        approval_id,
+    )
+    return [r["user_id"] for r in rows]
+
+
 async def claim_if_enough(
     conn: asyncpg.Connection, *, approval_id: int, user: str
 ) -> Record | None:
-    """Mark the request approved by `user` once it has enough votes; None when it hasn't."""
+    """Mark the request approved by `user` once it has enough votes by non-requesters (as
+    the trigger of migration 006 demands); None when it hasn't."""
     return await conn.fetchrow(
         "update approvals a set state = 'approved', decided_by = $2, decided_at = now()"
         " where a.id = $1 and a.state = 'pending' and a.expires_at > now()"
-        " and (select count(*) from approval_votes v where v.approval_id = a.id)"
+        " and (select count(*) from approval_votes v where v.approval_id = a.id"
+        " and not exists (select 1 from incident_requesters r"
+        " where r.incident_id = a.incident_id and r.user_id = v.user_id))"
         " >= a.approvals_required returning *",
         approval_id,
         user,

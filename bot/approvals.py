@@ -194,7 +194,7 @@ async def _approve(conn, services: Services, incident, approval_id: int, user: s
     if claimed is not None:
         return None, None, await _record_decision(conn, services, incident, claimed, user)
     approval = await store.get_approval(conn, approval_id=approval_id)
-    approved_by = await approval_store.votes(conn, approval_id=approval_id)
+    approved_by = await approval_store.counted_votes(conn, approval_id=approval_id)
     await store.record_event(
         conn,
         incident_id=incident["id"],
@@ -234,7 +234,7 @@ async def _why_no_vote(conn, services: Services, approval_id: int, incident, use
         return await _why_not(conn, services, approval_id, incident)
     if await approval_store.requester_parts(conn, incident_id=incident["id"], user=user):
         return "You took part in asking for this rollback, so you can't approve it."
-    approved_by = await approval_store.votes(conn, approval_id=approval_id)
+    approved_by = await approval_store.counted_votes(conn, approval_id=approval_id)
     return (
         f"You already approved this request ({len(approved_by)} of "
         f"{approval['approvals_required']} approvals); another approver must approve too."

@@ -109,6 +109,7 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
             raise Refusal("That run doesn't exist.")
         _in_run_channel(run, body, choice.lower())
         await _authorise(services, conn, run, user, action=action)
+        promoted = None
         async with conn.transaction():
             if run["incident_id"]:
                 await store.lock_incident(conn, incident_id=run["incident_id"])
@@ -182,8 +183,13 @@ async def decide(services: Services, *, body: dict, action: Action) -> str:
                     text=f":octagonal_sign: Aborted by {blocks.mention(user)} at "
                     f"step {index + 1}. Steps after it did not run.",
                 )
+                # The project is free: the oldest held run takes it in this transaction, so
+                # nothing asked for after the Abort can start ahead of it.
+                promoted = await run_queue.promote(conn)
     if action is Action.ABORT:
         services.run_finished(run_id)
+        if promoted is not None:
+            services.run_queued(promoted["id"])
         return "Aborted. No further step runs."
     services.run_queued(run_id)
     return f"{choice}: the run continues from step {index + 1 + (action is Action.SKIP)}."

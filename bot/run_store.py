@@ -83,14 +83,17 @@ async def active_run(conn: asyncpg.Connection) -> Record | None:
 async def enqueue_run(conn: asyncpg.Connection, **fields) -> Record:
     """Insert a run queued, or 'held' behind the active run: the unique index decides.
 
-    A held backup refused by `runs_one_held_backup` raises UniqueViolationError.
+    While any run is held, a new one is held too: it never starts ahead of a run that was
+    already waiting (the oldest held run is promoted first). A held backup refused by
+    `runs_one_held_backup` raises UniqueViolationError.
     """
-    try:
-        async with conn.transaction():  # a savepoint: only the index knows who was first
-            return await store.insert_run(conn, **fields)
-    except asyncpg.UniqueViolationError as error:
-        if error.constraint_name != "runs_one_operation":
-            raise
+    if not await conn.fetchval("select exists (select 1 from runs where state = 'held')"):
+        try:
+            async with conn.transaction():  # a savepoint: only the index knows who was first
+                return await store.insert_run(conn, **fields)
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name != "runs_one_operation":
+                raise
     active = await active_run(conn)
     return await store.insert_run(
         conn, **fields, state="held", waits_for=active["id"] if active else None

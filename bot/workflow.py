@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from actions.durations import format_duration
-from bot import access, approval_store, blocks, outbox, reminders, run_store, store
+from bot import access, approval_store, blocks, outbox, reminders, run_queue, run_store, store
 from bot.approvals import (
     approval_key,
     expire,
@@ -141,13 +141,16 @@ async def close(
         except InvalidTransition as error:
             raise Refusal(f"{rid}: {error}.") from None
         await withdraw_pending(conn, services, incident)
-        for run in await run_store.abort_stopped_runs(conn, incident_id=incident["id"]):
+        ended = await run_store.abort_stopped_runs(conn, incident_id=incident["id"])
+        for run in ended:
             if run["controls_key"]:
                 closed = "resolved" if event is Event.RESOLVE else "cancelled"
                 text = f"Closed: {rid} was {closed} by {blocks.mention(user)}; no step ran."
                 await outbox.update(
                     conn, key=run["controls_key"], text=text, blocks=blocks.note(text)[1]
                 )
+        # An aborted run freed the project: the oldest held run takes it now (see run_control).
+        promoted = await run_queue.promote(conn) if ended else None
         for kind in (HIGH_DEADLINE, "approval_expiry"):
             await store.cancel_deadlines(conn, incident_id=incident["id"], kind=kind)
         said = f": {blocks.escape(note)}" if note else "."
@@ -159,6 +162,8 @@ async def close(
             due = await reminders.schedule_on_resolve(conn, services, incident)
     for deadline in due:
         services.schedule_deadline(deadline)
+    if promoted is not None:
+        services.run_queued(promoted["id"])
     services.incident_closed(incident["id"])
     return f"{rid} is {done}."
 

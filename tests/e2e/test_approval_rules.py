@@ -213,6 +213,12 @@ async def test_resolving_an_incident_whose_run_is_stopped_needs_an_approver(star
     )
     assert (await fetch(start_bot.dsn, "select state from incidents"))[0][0] == "rollback_stopped"
     assert await stopped()
+    refused = await bot.ask("cancel RB-1", user=DECLARER, channel=CHANNEL)
+    assert (
+        "Only the runbook's approvers may cancel RB-1 while its rollback is stopped"
+        in (refused["text"])
+    )
+    assert await stopped()
     done = await bot.ask("resolve RB-1 fixed by hand", user=THIRD, channel=CHANNEL)
     assert done["text"] == "RB-1 is resolved."
     assert (await fetch(start_bot.dsn, "select state from runs"))[0][0] == "aborted"

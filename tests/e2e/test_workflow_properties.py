@@ -4,9 +4,13 @@ Hypothesis drives the functions the Slack handlers call (declare, escalate, deci
 fire_deadline) with random actors from two "processes" (two Services, two connection pools,
 one database) and checks the invariants after every step.
 
+Either process may die at any database point (`WorldMachine.death_armed`,
+tests/e2e/world_machine.py): mid-transaction, before a commit, between two transactions.
+
 Extension points (for the run side: backup, Retry/Skip/Abort/Resume/Cancel-run, deaths):
 - add `@rule`s to `WorkflowMachine` (or subclass it); `self.call(process, coroutine)` runs a
-  workflow function and classifies its outcome (success, Refusal; anything else fails);
+  workflow function and classifies its outcome (success, Refusal, death; anything else
+  fails); `self.run_as(process, coroutine)` runs one that may only die;
 - record what a successful call acknowledged with `self.acknowledge(incident_id, kind, actor)`:
   the audit row must then be in the database after every later step;
 - add invariants as `@invariant` methods; `self.rows(query)` reads the database;
@@ -22,15 +26,14 @@ import asyncio
 import collections
 import itertools
 
-import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
-    RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -51,56 +54,17 @@ from tests.e2e.workflow_world import (
     World,
     can_close,
 )
+from tests.e2e.world_machine import DIED, WorldMachine
 
 
-class WorkflowMachine(RuleBasedStateMachine):
+class WorkflowMachine(WorldMachine):
     """Random declare / escalate / approve / reject / resolve / cancel / expire sequences."""
 
-    world: World  # set by the test before the machine runs
     incidents = Bundle("incidents")
 
     def __init__(self) -> None:
         super().__init__()
-        self.world.reset()
-        self.acknowledged: collections.Counter = collections.Counter()
         self.closed: dict[int, str] = {}  # incident -> state a successful resolve/cancel said
-
-    # -- helpers the rules (and later ones) share ---------------------------------------------
-
-    def run(self, coroutine):
-        return self.world.loop.run_until_complete(coroutine)
-
-    def call(self, process: int, make) -> tuple[bool, str]:
-        """(succeeded, answer) of `make(services)`; a Refusal is an answer, not a failure."""
-        services = self.world.services[process]
-        try:
-            return True, self.run(make(services))
-        except Refusal as refusal:
-            return False, str(refusal)
-
-    def acknowledge(self, incident_id: int, kind: str, actor: str) -> None:
-        """A call returned success for this change: its audit row must exist from now on."""
-        self.acknowledged[(incident_id, kind, actor)] += 1
-
-    def rows(self, query: str, *args) -> list[asyncpg.Record]:
-        async def fetch():
-            async with self.world.pools[1].acquire() as conn:
-                return await conn.fetch(query, *args)
-
-        return self.run(fetch())
-
-    def pending_approval(self, incident_id: int):
-        rows = self.rows(
-            "select id from approvals where incident_id = $1 and state = 'pending'", incident_id
-        )
-        return rows[0]["id"] if rows else None
-
-    def latest_approval(self, incident_id: int):
-        rows = self.rows(
-            "select id from approvals where incident_id = $1 order by id desc limit 1",
-            incident_id,
-        )
-        return rows[0]["id"] if rows else None
 
     # -- rules ------------------------------------------------------------------------------
 
@@ -117,7 +81,7 @@ class WorkflowMachine(RuleBasedStateMachine):
     def declare(self, process, actor, severity):
         return self._declare(process, actor, severity)
 
-    def _declare(self, process: int, actor: str, severity: Severity) -> int:
+    def _declare(self, process: int, actor: str, severity: Severity):
         ok, answer = self.call(
             process,
             lambda s: workflow.declare(
@@ -130,6 +94,8 @@ class WorkflowMachine(RuleBasedStateMachine):
                 detected_at=None,
             ),
         )
+        if answer == DIED:  # committed or not, nobody was told: not in the bundle
+            return multiple()
         assert ok, answer
         incident_id = int(answer.split()[1].removeprefix("RB-").rstrip("."))
         self.acknowledge(incident_id, "declare", actor)
@@ -204,12 +170,15 @@ class WorkflowMachine(RuleBasedStateMachine):
                 *(click(n, a) for n, a in enumerate(actors)), return_exceptions=True
             )
 
+        services = list(self.world.services)  # as they were when the clicks came in
         answers = self.run(together())
-        for answer in answers:
-            if isinstance(answer, BaseException):
+        for n, answer in enumerate(answers):
+            if isinstance(answer, BaseException) and not services[n % 2].pool.fuse.blown:
                 raise answer
+        for n in {n for n in (0, 1) if services[n].pool.fuse.blown}:
+            self.process_died(n)
         for actor, answer in zip(actors, answers, strict=True):
-            if answer is None:
+            if answer is None or isinstance(answer, BaseException):  # refused, or died
                 continue
             kind = "approval_vote" if answer.startswith("Approval recorded") else "approve"
             self.acknowledge(incident, kind, actor)
@@ -257,7 +226,7 @@ class WorkflowMachine(RuleBasedStateMachine):
             )
 
         ok, answer = self.call(0, attempt)
-        assert not ok and "belongs to" in answer, answer
+        assert not ok and (answer == DIED or "belongs to" in answer), answer
         after = self.rows("select * from events order by id"), self.rows("select * from incidents")
         assert before == after
 
@@ -269,9 +238,12 @@ class WorkflowMachine(RuleBasedStateMachine):
             " and cancelled_at is null returning id",
             incident,
         )
-        services = self.world.services[process]
         for row in due:
-            self.run(workflow.fire_deadline(services, deadline_id=row["id"]))
+            died, _ = self.run_as(
+                process, lambda s, row=row: workflow.fire_deadline(s, deadline_id=row["id"])
+            )
+            if died:
+                return
 
     @precondition(lambda self: bool(self.world.queued))
     @rule(succeed=st.booleans())
@@ -298,42 +270,34 @@ class WorkflowMachine(RuleBasedStateMachine):
 
         self.run(finish())
 
-    # -- invariants ---------------------------------------------------------------------------
+    # -- invariants (each a few set-based queries: they run after every step) ---------------
 
     @invariant()
     def approved_only_by_enough_distinct_allowed_non_requesters(self):
-        for approval in self.rows("select * from approvals where state = 'approved'"):
-            votes = [
-                r["user_id"]
-                for r in self.rows(
-                    "select user_id from approval_votes where approval_id = $1", approval["id"]
-                )
-            ]
-            requesters = {  # who had asked by the time it was approved (a voter may ask later)
-                r["user_id"]
-                for r in self.rows(
-                    "select user_id from incident_requesters where incident_id = $1 and at <= $2",
-                    approval["incident_id"],
-                    approval["decided_at"],
-                )
-            }
-            assert len(set(votes)) >= approval["approvals_required"], (approval, votes)
-            assert not set(votes) & requesters, (votes, requesters)
-            assert set(votes) <= ALLOWED, votes
-        for run in self.rows("select approval_id from runs where kind = 'rollback'"):
-            state = self.rows("select state from approvals where id = $1", run["approval_id"])
-            assert state[0]["state"] == "approved"
+        for approval in self.rows(
+            "select a.*, array(select user_id from approval_votes v where v.approval_id = a.id)"
+            " as votes, array(select user_id from incident_requesters r"
+            "  where r.incident_id = a.incident_id and r.at <= a.decided_at) as requesters"
+            " from approvals a where a.state = 'approved'"
+        ):  # requesters: who had asked by the time it was approved (a voter may ask later)
+            votes, requesters = set(approval["votes"]), set(approval["requesters"])
+            assert len(votes) >= approval["approvals_required"], dict(approval)
+            assert not votes & requesters, dict(approval)
+            assert votes <= ALLOWED, dict(approval)
+        unapproved = self.rows(
+            "select r.id from runs r left join approvals a on a.id = r.approval_id"
+            " where r.kind = 'rollback' and a.state is distinct from 'approved'"
+        )
+        assert not unapproved, unapproved
 
     @invariant()
     def requesters_are_recorded(self):
-        for row in self.rows(
-            "select incident_id, actor from events where kind in ('declare', 'escalate')"
-        ):
-            assert self.rows(
-                "select 1 from incident_requesters where incident_id = $1 and user_id = $2",
-                row["incident_id"],
-                row["actor"],
-            ), row
+        missing = self.rows(
+            "select e.incident_id, e.actor from events e where e.kind in ('declare', 'escalate')"
+            " and not exists (select 1 from incident_requesters r"
+            "  where r.incident_id = e.incident_id and r.user_id = e.actor)"
+        )
+        assert not missing, missing
 
     @invariant()
     def every_incident_can_still_be_closed(self):
@@ -342,40 +306,39 @@ class WorkflowMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_acknowledged_change_is_in_the_database(self):
-        for (incident_id, kind, actor), count in self.acknowledged.items():
-            found = self.rows(
-                "select count(*) from events where incident_id = $1 and kind = $2 and actor = $3",
-                incident_id,
-                kind,
-                actor,
-            )[0][0]
-            assert found >= count, (incident_id, kind, actor, found, count)
-        for incident_id, state in self.closed.items():
-            assert self.rows("select state from incidents where id = $1", incident_id)[0][0] == (
-                state
+        found = {
+            (r["incident_id"], r["kind"], r["actor"]): r["count"]
+            for r in self.rows(
+                "select incident_id, kind, actor, count(*) from events group by 1, 2, 3"
             )
+        }
+        for key, count in self.acknowledged.items():
+            assert found.get(key, 0) >= count, (key, found.get(key, 0), count)
+        states = {r["id"]: r["state"] for r in self.rows("select id, state from incidents")}
+        for incident_id, state in self.closed.items():
+            assert states[incident_id] == state, (incident_id, states[incident_id], state)
 
     @invariant()
     def every_transition_has_its_audit_row(self):
+        chains = collections.defaultdict(list)
+        for row in self.rows(
+            "select incident_id, kind, from_state, to_state from events"
+            " where to_state is not null order by incident_id, id"
+        ):
+            chains[row["incident_id"]].append(row)
         for incident in self.rows("select id, state from incidents"):
-            chain = self.rows(
-                "select kind, from_state, to_state from events where incident_id = $1"
-                " and to_state is not null order by id",
-                incident["id"],
-            )
+            chain = chains[incident["id"]]
             assert chain and chain[0]["kind"] == "declare"
             for before, after in itertools.pairwise(chain):
                 assert after["from_state"] == before["to_state"], (before, after)
             assert chain[-1]["to_state"] == incident["state"], (incident, chain[-1])
-        for approval in self.rows(
-            "select * from approvals where state in ('approved', 'rejected')"
-        ):
-            kind = "approve" if approval["state"] == "approved" else "reject"
-            assert self.rows(
-                "select 1 from events where kind = $1 and (detail->>'approval_id')::bigint = $2",
-                kind,
-                approval["id"],
-            ), approval
+        unaudited = self.rows(
+            "select a.id, a.state from approvals a where a.state in ('approved', 'rejected')"
+            " and not exists (select 1 from events e"
+            "  where e.kind = case a.state when 'approved' then 'approve' else 'reject' end"
+            "  and (e.detail->>'approval_id')::bigint = a.id)"
+        )
+        assert not unaudited, unaudited
 
 
 @pytest.mark.parametrize("approvals_required", [1, 2])
@@ -394,7 +357,7 @@ def test_the_workflow_keeps_its_promises_under_random_use(
         run_state_machine_as_test(
             WorkflowMachine,
             settings=settings(
-                max_examples=25,
+                max_examples=20,
                 stateful_step_count=20,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

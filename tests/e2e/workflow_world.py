@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 
 import asyncpg
@@ -12,6 +13,7 @@ from bot.database import create_pool, migrate
 from bot.incidents import CLOSED_STATES, TRANSITIONS, Event, State
 from bot.services import Services
 from tests.conftest import dsn_for_database
+from tests.e2e.fault_points import FusedPool
 
 CHANNEL, OTHER_CHANNEL = "CPROP0001", "COTHER001"
 APPROVER_1, APPROVER_2, GROUP_MEMBER, OUTSIDER = "UAPPR0001", "UAPPR0002", "UGROUP001", "UOUT00001"
@@ -42,7 +44,10 @@ def can_close(state: State) -> bool:
 
 
 class World:
-    """One database and two processes' Services on it, shared by every example of a test."""
+    """One database and two processes' Services on it, shared by every example of a test.
+
+    Each process reaches the database through its own `FusedPool` (a fuse it may die by).
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, server_dsn: str, runbook_path) -> None:
         self.loop = loop
@@ -67,7 +72,7 @@ class World:
 
         self.services = [
             Services(
-                pool=pool,
+                pool=FusedPool(pool),
                 runbook=self.runbook,
                 process_id=f"process-{n}",
                 members_of=members_of,
@@ -75,6 +80,12 @@ class World:
             )
             for n, pool in enumerate(self.pools)
         ]
+
+    def new_process(self, n: int, tag: str) -> None:
+        """Process n starts again under a new id, with a new (unarmed) fuse."""
+        self.services[n] = dataclasses.replace(
+            self.services[n], process_id=f"process-{n}-{tag}", pool=FusedPool(self.pools[n])
+        )
 
     def reset(self) -> None:
         """An empty database for the next example."""
