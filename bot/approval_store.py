@@ -72,7 +72,7 @@ async def claim_if_enough(
     conn: asyncpg.Connection, *, approval_id: int, user: str
 ) -> Record | None:
     """Mark the request approved by `user` once it has enough votes by non-requesters (as
-    the trigger of migration 006 demands); None when it hasn't."""
+    the trigger of migration 009 demands); None when it hasn't."""
     return await conn.fetchrow(
         "update approvals a set state = 'approved', decided_by = $2, decided_at = now()"
         " where a.id = $1 and a.state = 'pending' and a.expires_at > now()"

@@ -1,7 +1,7 @@
 """Issue 12's guarantees tried the way an operator under pressure would: the same click from
 two processes at once, a rejecter who asks again, two sweeps of one orphan at the same time.
 Each test is one attempt (the review of issue 12); all held but the last, which the database
-now holds (migration 006)."""
+now holds (migration 009)."""
 
 from __future__ import annotations
 
