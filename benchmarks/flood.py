@@ -66,7 +66,8 @@ async def _flood_run(acks: AckBenchmark, conn: asyncpg.Connection, concurrency: 
     await drive.outbox_drained(conn)
     await bot.settle()
     peak = bot.rss_mib()
-    await slack.send(slack.click(user=drive.APPROVER, value=str(approval["id"]), channel=FLOOD_CHANNEL))
+    click = slack.click(user=drive.APPROVER, value=str(approval["id"]), channel=FLOOD_CHANNEL)
+    await slack.send(click)
     run = await drive.poll(
         conn,
         "select * from runs where approval_id = $1 and state <> 'queued'",
@@ -155,7 +156,7 @@ async def measure(acks: AckBenchmark, conn: asyncpg.Connection, size: Size) -> l
             passed=max(peak, after) <= LIMIT_MIB,
         ),
         Row(
-            f"Flood steps' output tail stored and posted = seq's last 20 lines ({len(seconds)} runs)",
+            f"Flood steps' tails stored and posted = seq's last 20 lines ({len(seconds)} runs)",
             "right" if not problems else f"{len(problems)} wrong",
             target="right",
             passed=not problems,

@@ -3,6 +3,9 @@
 -- (EXPLAIN before and after in benchmarks/README.md). (006 was never used: migrations were
 -- numbered per branch while 005 and 007 were written in parallel.)
 
+-- A channel's incidents, newest first (`/rollback history` in a channel among several).
+create index incidents_by_channel on incidents (channel, id);
+
 -- An incident's runs, newest last: history's last rollback, the notice, the post-mortem.
 create index runs_by_incident on runs (incident_id, id);
 
