@@ -15,20 +15,21 @@ import asyncpg
 from benchmarks import database, year
 from benchmarks.acks import STATUS_CHANNEL
 from bot.database import migrate
+from bot.run_store import ACTIVE
 
 CLOSED = ["resolved", "cancelled"]
-ACTIVE = ["held", "queued", "running", "waiting", "interrupted"]
+
+HISTORY = (
+    "select i.*, (select min(a.decided_at) from approvals a where a.incident_id = i.id"
+    "   and a.state in ('approved', 'rejected')) as decided_at,"
+    " r.ended_at as run_ended_at, r.state as run_state, r.verification_passed"
+    " from incidents i left join lateral (select ended_at, state, verification_passed"
+    "   from runs where incident_id = i.id and kind = 'rollback' order by id desc limit 1)"
+    " r on true where ($2::text is null or i.channel = $2) order by i.id desc limit $1"
+)
 QUERIES = (  # (what runs it, SQL, arguments): the text bot/*.py sends
-    (
-        "history: comms_store.history_rows",
-        "select i.*, (select min(a.decided_at) from approvals a where a.incident_id = i.id"
-        "   and a.state in ('approved', 'rejected')) as decided_at,"
-        " r.ended_at as run_ended_at, r.state as run_state, r.verification_passed"
-        " from incidents i left join lateral (select ended_at, state, verification_passed"
-        "   from runs where incident_id = i.id and kind = 'rollback' order by id desc limit 1)"
-        " r on true where ($2::text is null or i.channel = $2) order by i.id desc limit $1",
-        (15, STATUS_CHANNEL),
-    ),
+    ("history: comms_store.history_rows", HISTORY, (15, STATUS_CHANNEL)),
+    ("history in a channel without incidents", HISTORY, (15, "CBQUIET01")),
     (
         "status, home: store.open_incidents",
         "select * from incidents where state <> all($1::text[])"
@@ -61,7 +62,7 @@ QUERIES = (  # (what runs it, SQL, arguments): the text bot/*.py sends
     (
         "declare (and every rollback): run_store.active_run",
         "select * from runs where state = any($1::text[]) order by id limit 1",
-        (ACTIVE,),
+        (list(ACTIVE),),
     ),
     (
         "after declare, the sender: outbox.dispatch",
