@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from benchmarks import acks, database, memory, real_size, runs, startup
+from benchmarks import acks, database, flood, memory, real_size, runs, startup, year
 from benchmarks.drive import write_scenarios
 from benchmarks.load import HookPool, Slack, session
 from benchmarks.procs import Server, bare_server, bot_server, fake_server
@@ -52,10 +52,16 @@ async def run_benchmarks(size: Size, *, work: Path, server: str | None = None) -
     runbook = write_scenarios(
         work / "runbook.toml",
         workdir=work,
-        scenarios={"quick": ["echo one", "echo two", "echo three"], **runs.scenarios(size)},
+        scenarios={
+            "quick": ["echo one", "echo two", "echo three"],
+            **runs.scenarios(size),
+            **flood.SCENARIOS,
+        },
     )
     rows = await _with_bare_app(size, work, server, runbook)
     rows += await _runs(size, work, server, runbook)
+    env = environment(api_url="", runbook=runbook, data_dir=work / "data", dsn=None)
+    rows += await year.measure(size, env, work, server)
     return rows
 
 
@@ -115,6 +121,7 @@ async def _acks_and_memory(
     rows = benchmark.rows(size)
     rows += await memory.after_requests(benchmark, size)
     rows += await memory.after_runs(benchmark, conn, size)
+    rows += await flood.measure(benchmark, conn, size)
     for failure in benchmark.failures[:10]:
         print(f"not acked: {failure}")
     return rows
