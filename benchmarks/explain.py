@@ -14,8 +14,8 @@ import asyncpg
 
 from benchmarks import database, year
 from benchmarks.acks import STATUS_CHANNEL
-from bot.database import migrate
-from bot.run_store import ACTIVE
+from bot.db.postgres import migrate
+from bot.runs.store import ACTIVE
 
 CLOSED = ["resolved", "cancelled"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bot.ids import Action
+from bot.slack.ids import Action
 from tests.e2e.harness import SECRET
 from tests.slack_requests import block_actions_body, sign, slash_command_body
 

@@ -29,7 +29,7 @@ from benchmarks.database import fresh_database
 from benchmarks.load import Slack, session
 from benchmarks.procs import bot_server
 from benchmarks.report import Row
-from bot.sandbox import database_url, libpq_env, pg_bin_dir
+from bot.demo.sandbox.build import database_url, libpq_env, pg_bin_dir
 from tests.e2e.harness import REPO
 from tests.fake_slack.server import FakeSlack
 

@@ -11,7 +11,7 @@ import time
 from actions.db_catalog import read_manifest
 from actions.manifest import compare_manifests
 from benchmarks.report import Row, times
-from bot.sandbox import database_url
+from bot.demo.sandbox.build import database_url
 
 JOBS = 2
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from actions.db_catalog import quote_ident
-from bot.sandbox import database_url
+from bot.demo.sandbox.build import database_url
 
 
 @dataclass(frozen=True)

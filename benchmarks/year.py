@@ -32,7 +32,7 @@ from benchmarks.load import Request, Slack, percentile, session
 from benchmarks.procs import Server, bot_server
 from benchmarks.report import Row, ms, times
 from benchmarks.sizes import Size
-from bot.database import migrate
+from bot.db.postgres import migrate
 from tests.e2e.harness import SECRET
 from tests.fake_slack.server import FakeSlack
 from tests.slack_requests import app_home_opened_event_body, sign

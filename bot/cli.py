@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("runs", help="list active and recent runs (rollbacks and backups)")
     abort = sub.add_parser("abort", help="abort a stopped or interrupted run (see `runs`)")
     abort.add_argument("run", help="the run's id, as `rollback-bot runs` shows it")
-    from bot.demo import add_arguments as demo_arguments
+    from bot.demo.play import add_arguments as demo_arguments
 
     demo_arguments(
         sub.add_parser("demo", help="play a whole incident on a sandbox; no Slack needed")
@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     if args.command == "demo":
-        from bot.demo import run_demo
+        from bot.demo.play import run_demo
 
         return run_demo(settings, args)
     if args.command == "start":
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(NOT_CONFIGURED, file=sys.stderr)
             return _demo_or_stop(settings)
     if args.command == "serve":
-        from bot.serve import serve
+        from bot.app.serve import serve
 
         http = args.http or not settings.socket_mode
         settings.require_serving(http=http)
@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port or settings.port,
             health_port=args.health_port or (settings.port if settings.port_given else None),
         )
-    from bot import offline
+    from bot.runs import offline
 
     if args.command in ("runs", "abort"):
         return offline.runs(settings, database_dsn(settings), args)
@@ -139,7 +139,7 @@ rollback-bot: no Slack workspace is configured (SLACK_BOT_TOKEN is not set).
 
 def _demo_or_stop(settings: Settings) -> int:
     try:
-        from bot.demo import run_demo
+        from bot.demo.play import run_demo
     except ImportError:
         raise Stop("the demo is not available in this version; configure Slack to serve.") from None
     return run_demo(settings)

@@ -5,7 +5,7 @@ and post-mortem templates are package data under `bot/_defaults/` (setup.py copi
 from the repository root at build time). In a checkout — an editable install, or `python -m
 bot` with the checkout on PYTHONPATH — there is no `_defaults/`, and the same files are read
 where they are committed: `runbook.toml`, `.env.example` and `templates/` at the root.
-Migrations (`bot/migrations/`) and the stand-in's `spec.json` are ordinary package data.
+Migrations (`bot/db/migrations/`) and the stand-in's `spec.json` are ordinary package data.
 """
 
 from __future__ import annotations

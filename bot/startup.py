@@ -28,7 +28,7 @@ def run_migrations(dsn: str) -> list[str]:
     """Apply migrations, or Stop with one line when the database can't be reached or used."""
     import asyncpg
 
-    from bot.database import migrate
+    from bot.db.postgres import migrate
 
     try:
         return asyncio.run(migrate(dsn))
@@ -67,7 +67,7 @@ def database_dsn(settings: Settings) -> str:
     """DATABASE_URL, or the embedded PostgreSQL under ROLLBACK_DATA_DIR (started if needed)."""
     if settings.database_url:
         return settings.database_url
-    from bot.database import embedded_dsn
+    from bot.db.postgres import embedded_dsn
 
     try:
         return embedded_dsn(settings.data_dir)

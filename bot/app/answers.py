@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bot import access, blocks, store
-from bot.history import history_text
-from bot.incidents import format_id
-from bot.parsing import USAGE
+from bot.comms.history import history_text
+from bot.incidents import access, store
+from bot.incidents.flow import pick_incident
+from bot.lifecycle import format_id
 from bot.services import Services
-from bot.workflow import pick_incident
+from bot.slack import blocks
+from bot.slack.parsing import USAGE
 
 _EVENT_TEXT = {
     "declare": "declared",

@@ -6,11 +6,16 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 
-from bot import answers, comms_commands, restore_points, run_control, views, workflow
-from bot.guard import ack_with_outcome, answer_safely
-from bot.incidents import Event
-from bot.parsing import Command, ParseError, parse_command
+from bot.app import answers
+from bot.comms import handlers as comms_commands
+from bot.incidents import flow as workflow
+from bot.incidents import modal as views
+from bot.incidents import restore_points
+from bot.lifecycle import Event
+from bot.runs import handlers as run_control
 from bot.services import Refusal, Services
+from bot.slack.guard import ack_with_outcome, answer_safely
+from bot.slack.parsing import Command, ParseError, parse_command
 
 log = logging.getLogger(__name__)
 

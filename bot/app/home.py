@@ -11,9 +11,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from actions.durations import format_duration
-from bot import blocks, comms_store, run_store, store
-from bot.incidents import State, format_id
+from bot.comms import store as comms_store
+from bot.incidents import store
+from bot.lifecycle import State, format_id
+from bot.runs import store as run_store
 from bot.services import Services
+from bot.slack import blocks
 
 log = logging.getLogger(__name__)
 MAX_LINES = 20

@@ -23,28 +23,22 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from actions.model import Runbook
 from actions.remote_artifacts import artifact_refusal_soon
-from bot import (
-    buttons,
-    checklists,
-    commands,
-    home,
-    notice,
-    reminders,
-    restore_choice,
-    restore_points,
-    run_control,
-    run_store,
-    views,
-    workflow,
-)
-from bot.aftercare import Aftercare
-from bot.database import create_pool
-from bot.executor import RunExecutor
-from bot.outbox import Sender
-from bot.responder import SharedRespond
-from bot.scheduler import DeadlineScheduler
+from bot.app import commands, home
+from bot.comms import checklists, notice, reminders
+from bot.comms.aftercare import Aftercare
+from bot.db.postgres import create_pool
+from bot.incidents import flow as workflow
+from bot.incidents import handlers as buttons
+from bot.incidents import modal as views
+from bot.incidents import restore_choice, restore_points
+from bot.incidents.deadlines import DeadlineScheduler
+from bot.runs import handlers as run_control
+from bot.runs import store as run_store
+from bot.runs.executor import RunExecutor
 from bot.services import Services
 from bot.settings import Settings
+from bot.slack.outbox import Sender
+from bot.slack.responder import SharedRespond
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 10.0

@@ -28,7 +28,7 @@ def serve(
 
     A token Slack refuses for good stops start-up with one line naming the setting (exit 1).
     """
-    from bot.socket_mode import Refused
+    from bot.slack.socket_mode import Refused
     from bot.startup import Stop, run_migrations
 
     run_migrations(dsn)
@@ -42,9 +42,9 @@ def serve(
 
 
 def _http_mode(settings: Settings, runbook: Runbook, dsn: str, *, host: str, port: int) -> int:
-    from bot.socket_mode import check_bot_token
+    from bot.app.web import build_web_app
+    from bot.slack.socket_mode import check_bot_token
     from bot.startup import Stop
-    from bot.web import build_web_app
 
     # Slack's requests can arrive without Slack answering us, so only a refusal stops here.
     asyncio.run(
@@ -72,8 +72,8 @@ def _http_mode(settings: Settings, runbook: Runbook, dsn: str, *, host: str, por
 async def _socket_mode(
     settings: Settings, runbook: Runbook, dsn: str, *, host: str, health_port: int | None
 ) -> None:
-    from bot.runtime import Runtime, running
-    from bot.socket_mode import SocketModeConnection, check_bot_token
+    from bot.app.runtime import Runtime, running
+    from bot.slack.socket_mode import SocketModeConnection, check_bot_token
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,8 +109,8 @@ async def _start_health(host: str, port: int | None, connected, database_ok):
     """GET /healthz on host:port (when a port is given): 200 only while connected + DB answers."""
     if port is None:
         return None
+    from bot.app.web import socket_health_app
     from bot.startup import Stop
-    from bot.web import socket_health_app
 
     runner = web.AppRunner(socket_health_app(connected, database_ok), access_log=None)
     await runner.setup()

@@ -11,7 +11,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_sdk.signature import SignatureVerifier
 
 from actions.model import Runbook
-from bot.runtime import Runtime, running
+from bot.app.runtime import Runtime, running
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

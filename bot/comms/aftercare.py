@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot import notice, postmortem, store
-from bot.incidents import format_id
+from bot.comms import notice, postmortem
+from bot.incidents import store
+from bot.lifecycle import format_id
 from bot.services import Services
 
 log = logging.getLogger(__name__)

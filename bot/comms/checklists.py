@@ -7,12 +7,16 @@ import re
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
-from bot import access, blocks, comms_store, data_facts, run_store, store
-from bot.checklist_rules import PHASES, TITLES, Facts, Item, items_ticked_by, tick
-from bot.guard import clicked_channel, done_then_answer
-from bot.ids import Action
-from bot.incidents import format_id
+from bot.comms import store as comms_store
+from bot.comms.checklist_rules import PHASES, TITLES, Facts, Item, items_ticked_by, tick
+from bot.incidents import access, store
+from bot.lifecycle import format_id
+from bot.runs import data_facts
+from bot.runs import store as run_store
 from bot.services import Refusal, Services
+from bot.slack import blocks
+from bot.slack.guard import clicked_channel, done_then_answer
+from bot.slack.ids import Action
 
 _VALUE = re.compile(r"([0-9]{1,12}):(pre|during|post):([0-9]{1,4}):(all|pre|during|post)")
 MAX_ITEMS = 44  # with headers and a context line, under Slack's 50 blocks per message

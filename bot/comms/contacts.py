@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot import blocks
 from bot.services import Services
+from bot.slack import blocks
 
 # The seed plan's roles, as it names them; other keys are shown as written.
 ROLE_NAMES = {

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot import checklists, contacts, notice, postmortem
-from bot.parsing import Command
+from bot.comms import checklists, contacts, notice, postmortem
 from bot.services import Services
+from bot.slack.parsing import Command
 
 VERBS = frozenset({"notice", "postmortem", "checklist", "contacts"})
 

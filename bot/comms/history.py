@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from actions.durations import format_duration
-from bot import blocks, comms_store
-from bot.metrics import Figures, IncidentTimes, figures, mean
+from bot.comms import store as comms_store
+from bot.comms.metrics import Figures, IncidentTimes, figures, mean
 from bot.services import Services
+from bot.slack import blocks
 
 
 def times_of(row) -> IncidentTimes:

@@ -8,14 +8,18 @@ from typing import Any
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
-from bot import access, blocks, comms_store, data_facts, outbox, run_store, store
-from bot.approvals import root_key
-from bot.comms_render import Moment, Text, Who, render, sections
-from bot.guard import clicked_channel, done_then_answer
-from bot.ids import Action
-from bot.incidents import format_id
+from bot.comms import store as comms_store
+from bot.comms.render import Moment, Text, Who, render, sections
+from bot.incidents import access, store
+from bot.incidents.approvals import root_key
+from bot.incidents.flow import pick_incident
+from bot.lifecycle import format_id
+from bot.runs import data_facts
+from bot.runs import store as run_store
 from bot.services import Refusal, Services
-from bot.workflow import pick_incident
+from bot.slack import blocks, outbox
+from bot.slack.guard import clicked_channel, done_then_answer
+from bot.slack.ids import Action
 
 TEMPLATE = "maintenance_notice.md.j2"
 

@@ -15,11 +15,13 @@ from pathlib import Path
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from bot import access, comms_store, reminders, store
-from bot.approvals import root_key, thread_note
-from bot.comms_render import render
-from bot.incidents import format_id
-from bot.postmortem_facts import TEMPLATE, postmortem_context
+from bot.comms import reminders
+from bot.comms import store as comms_store
+from bot.comms.postmortem_facts import TEMPLATE, postmortem_context
+from bot.comms.render import render
+from bot.incidents import access, store
+from bot.incidents.approvals import root_key, thread_note
+from bot.lifecycle import format_id
 from bot.services import Refusal, Services
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,11 @@ from typing import Any
 import asyncpg
 
 from actions.durations import format_duration
-from bot import comms_store, data_facts
-from bot.comms_render import Moment, Text, Who
-from bot.incidents import format_id
-from bot.metrics import IncidentTimes, figures
+from bot.comms import store as comms_store
+from bot.comms.metrics import IncidentTimes, figures
+from bot.comms.render import Moment, Text, Who
+from bot.lifecycle import format_id
+from bot.runs import data_facts
 from bot.services import Services
 
 TEMPLATE = "postmortem.md.j2"

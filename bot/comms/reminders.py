@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
-from bot import access, blocks, comms_store, outbox, store
-from bot.approvals import root_key, thread_note
-from bot.buttons import clicked
-from bot.guard import clicked_channel, done_then_answer
-from bot.ids import Action
-from bot.incidents import format_id
+from bot.comms import store as comms_store
+from bot.incidents import access, store
+from bot.incidents.approvals import root_key, thread_note
+from bot.incidents.handlers import clicked
+from bot.lifecycle import format_id
 from bot.services import Refusal, Services
+from bot.slack import blocks, outbox
+from bot.slack.guard import clicked_channel, done_then_answer
+from bot.slack.ids import Action
 
 REMINDER = "postmortem_reminder"
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot import packaged
-from bot.blocks import escape, mention, slack_time
+from bot.slack.blocks import escape, mention, slack_time
 
 Target = Literal["slack", "markdown", "canvas"]
 _TOKEN = re.compile("\ue000([0-9]+)\ue001")  # private-use characters: never in our text

@@ -42,7 +42,7 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
 
 
 def _migration_files() -> list[tuple[int, str, str]]:
-    folder = resources.files("bot") / "migrations"
+    folder = resources.files("bot.db") / "migrations"
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):

@@ -92,9 +92,9 @@ def options_from(settings: Settings, args: argparse.Namespace | None) -> DemoOpt
 
 def run_demo(settings: Settings, args: argparse.Namespace | None = None) -> int:
     """Play the demo in this terminal; the exit code."""
-    from bot.demo_stage import MARKER, DemoError
-    from bot.demo_terminal import TerminalView
-    from bot.demo_transcript import Transcript
+    from bot.demo.stage import MARKER, DemoError
+    from bot.demo.terminal import TerminalView
+    from bot.demo.transcript import Transcript
 
     options = options_from(settings, args)
     logging.getLogger().setLevel(logging.WARNING)  # the conversation is the output
@@ -137,7 +137,7 @@ def _one_line(error: BaseException) -> str:
     if isinstance(error, subprocess.CalledProcessError):
         command = error.cmd if isinstance(error.cmd, str) else " ".join(map(str, error.cmd))
         return f"`{command[:120]}` exited {error.returncode}; the demo's log has its output."
-    from bot.demo_stage import DemoError
+    from bot.demo.stage import DemoError
 
     text = str(error).splitlines()[0] if str(error) else ""
     return text if isinstance(error, DemoError) else f"{type(error).__name__}: {text}"
@@ -145,14 +145,14 @@ def _one_line(error: BaseException) -> str:
 
 def names() -> dict[str, str]:
     """Slack IDs of the demo's people and channels -> their names."""
-    from bot.demo_stage import CHANNEL_NAMES, PEOPLE
+    from bot.demo.stage import CHANNEL_NAMES, PEOPLE
 
     return {**PEOPLE, **CHANNEL_NAMES}
 
 
 async def server_dsn(options: DemoOptions) -> str:
     """The PostgreSQL server the demo's databases live on."""
-    from bot.demo_stage import DemoError, embedded_server_dsn
+    from bot.demo.stage import DemoError, embedded_server_dsn
 
     if options.server_dsn:
         return options.server_dsn
@@ -164,7 +164,7 @@ async def server_dsn(options: DemoOptions) -> str:
 
 async def watched(options: DemoOptions, transcript, view) -> None:
     """Play the demo for a person: with --web, serve the page too and leave it up at the end."""
-    from bot import demo_web
+    from bot.demo import web as demo_web
 
     with contextlib.suppress(NotImplementedError):  # SIGTERM: clean up as for Ctrl-C
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
@@ -183,12 +183,12 @@ async def watched(options: DemoOptions, transcript, view) -> None:
 async def play_demo(options: DemoOptions, transcript, view=None, page_url: str | None = None):
     """Stage, play and summarise the demo; the Outcome."""
     from actions.runbook import load_runbook
-    from bot import demo_stage
-    from bot.demo_script import play
-    from bot.demo_stage import DemoError, staged
-    from bot.demo_summary import find_postmortems, summarise
-    from bot.demo_transcript import Watcher
-    from bot.sandbox import DEFAULT_RUNBOOK
+    from bot.demo import stage as demo_stage
+    from bot.demo.sandbox.build import DEFAULT_RUNBOOK
+    from bot.demo.script import play
+    from bot.demo.stage import DemoError, staged
+    from bot.demo.summary import find_postmortems, summarise
+    from bot.demo.transcript import Watcher
 
     keys = [scenario.key for scenario in load_runbook(DEFAULT_RUNBOOK).scenarios]
     if options.scenario not in keys:
@@ -257,14 +257,14 @@ async def play_demo(options: DemoOptions, transcript, view=None, page_url: str |
 
 def tools_cache(options: DemoOptions) -> Path:
     """Where the demo installs pm2 once: $ROLLBACK_TOOLS_CACHE, else under the data dir."""
-    from bot.sandbox_services import CACHE_ENV
+    from bot.demo.sandbox.services import CACHE_ENV
 
     return Path(os.environ.get(CACHE_ENV) or options.data_dir / "demo-tools")
 
 
 async def clean(options: DemoOptions) -> int:
     """Delete a kept demo: its databases and its directory (only if the demo made it)."""
-    from bot.demo_stage import BOT_DB, MARKER, SHOP_DB, recreate_database
+    from bot.demo.stage import BOT_DB, MARKER, SHOP_DB, recreate_database
 
     root = options.root
     if not (root / MARKER).exists():

@@ -14,11 +14,11 @@ from typing import Any
 
 import aiohttp
 
-from bot import outbox
-from bot.demo_stage import ALICE, BOB, CHANNEL, NOTICE_CHANNEL, PEOPLE, DemoError, Stage
-from bot.demo_transcript import Transcript, Watcher
-from bot.ids import Action
-from bot.standin.slack_requests import block_actions_body, sign, slash_command_body
+from bot.demo.stage import ALICE, BOB, CHANNEL, NOTICE_CHANNEL, PEOPLE, DemoError, Stage
+from bot.demo.standin.slack_requests import block_actions_body, sign, slash_command_body
+from bot.demo.transcript import Transcript, Watcher
+from bot.slack import outbox
+from bot.slack.ids import Action
 
 ENDED = ("succeeded", "failed", "aborted", "cancelled", "waiting", "interrupted")
 # Orders customers placed while the integration ran: a database restore discards them, and
@@ -251,7 +251,7 @@ async def play(stage: Stage, transcript: Transcript, watcher: Watcher, scenario:
 
     outcome.rollback_state = await until(rollback_ended, watcher, timeout=300, what="the rollback")
     await settle(stage, watcher)
-    if importlib.util.find_spec("bot.notice") and not outcome.stopped:  # communications work
+    if importlib.util.find_spec("bot.comms.notice") and not outcome.stopped:  # communications work
         await _wait_briefly(lambda: stage.fake.messages(NOTICE_CHANNEL), watcher)
         await settle(stage, watcher)
     outcome.notice_posted = bool(stage.fake.messages(NOTICE_CHANNEL))

@@ -23,8 +23,8 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bot.sandbox import Sandbox, build_sandbox, database_url
-from bot.standin import FakeSlack
+from bot.demo.sandbox.build import Sandbox, build_sandbox, database_url
+from bot.demo.standin import FakeSlack
 
 CHANNEL, NOTICE_CHANNEL = "CDEMOOPS01", "CDEMONEWS01"
 ALICE, BOB, DANA, PRIYA = "UDEMOALICE", "UDEMOBOB01", "UDEMODANA1", "UDEMOPRIYA"
@@ -107,7 +107,7 @@ def bot_environment(stage_env: dict[str, str], **settings: str) -> dict[str, str
         for k, v in os.environ.items()
         if not k.startswith(("SLACK_", "ROLLBACK_", "PG")) and k != "DATABASE_URL"
     }
-    source = str(Path(__file__).resolve().parents[1])  # `python -m bot` works from anywhere
+    source = str(Path(__file__).resolve().parents[2])  # `python -m bot` works from anywhere
     path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH", "")) if p)
     return {**inherited, **stage_env, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **settings}
 

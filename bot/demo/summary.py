@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from bot.demo_script import Outcome
-from bot.demo_stage import NOTICE_CHANNEL, Stage
-from bot.demo_transcript import Transcript
+from bot.demo.script import Outcome
+from bot.demo.stage import NOTICE_CHANNEL, Stage
+from bot.demo.transcript import Transcript
 
 
 def find_postmortems(stage: Stage) -> list[str]:

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from bot.demo_render import message_lines, to_plain, to_rich
-from bot.demo_transcript import Entry, Transcript
+from bot.demo.render import message_lines, to_plain, to_rich
+from bot.demo.transcript import Entry, Transcript
 
 INDENT = "    "
 RULE_WIDTH = 78

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.standin import FakeSlack
+from bot.demo.standin import FakeSlack
 
 BOT_NAME = "rollback-bot"
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.demo_render import Line, message_lines
-from bot.demo_transcript import Entry, Transcript
+from bot.demo.render import Line, message_lines
+from bot.demo.transcript import Entry, Transcript
 
 TRANSCRIPT = web.AppKey("transcript", Transcript)
 _TAGS = {"bold": "strong", "italic": "em", "strike": "s", "code": "code"}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncpg
 from slack_sdk.errors import SlackApiError
 
-from bot import approval_store, blocks
-from bot.incidents import format_id
-from bot.outbox import slack_error_code
+from bot.incidents import approval_store
+from bot.lifecycle import format_id
 from bot.services import Refusal, Services
+from bot.slack import blocks
+from bot.slack.outbox import slack_error_code
 
 _PART_TEXT = {
     "declared": "declared",

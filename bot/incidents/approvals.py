@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from bot import access, approval_store, blocks, outbox, restore_points, store
-from bot.incidents import Event, InvalidTransition, State, format_id
+from bot.incidents import access, approval_store, restore_points, store
+from bot.lifecycle import Event, InvalidTransition, State, format_id
 from bot.services import Refusal, Services
+from bot.slack import blocks, outbox
 
 
 def root_key(incident_id: int) -> str:
@@ -281,7 +282,7 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
         return None
     scenario = services.runbook.scenario(approval["scenario"])
     restore_point = approval["backup_run_id"]  # pinned at request time: restored, always
-    from bot import run_queue  # one operation at a time: queued, or held behind the active one
+    from bot.runs import queue as run_queue  # one operation at a time: queued, or held
 
     run = await run_queue.enqueue(
         conn,

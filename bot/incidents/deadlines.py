@@ -10,7 +10,7 @@ import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from bot import store
+from bot.incidents import store
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ from datetime import datetime
 import asyncpg
 
 from actions.durations import format_duration
-from bot import access, approval_store, blocks, outbox, reminders, run_queue, run_store, store
-from bot.approvals import (
+from bot.comms import reminders
+from bot.incidents import access, approval_store, store
+from bot.incidents.approvals import (
     approval_key,
     expire,
     refresh_root,
@@ -17,8 +18,11 @@ from bot.approvals import (
     thread_note,
     withdraw_pending,
 )
-from bot.incidents import Event, InvalidTransition, Severity, State, format_id, policy_for
+from bot.lifecycle import Event, InvalidTransition, Severity, State, format_id, policy_for
+from bot.runs import queue as run_queue
+from bot.runs import store as run_store
 from bot.services import Refusal, Services
+from bot.slack import blocks, outbox
 
 HIGH_DEADLINE = "high_rollback"
 

@@ -7,10 +7,10 @@ import re
 
 from slack_bolt.async_app import AsyncApp
 
-from bot import approvals
-from bot.guard import clicked_channel, done_then_answer
-from bot.ids import Action
+from bot.incidents import approvals
 from bot.services import Refusal, Services
+from bot.slack.guard import clicked_channel, done_then_answer
+from bot.slack.ids import Action
 
 log = logging.getLogger(__name__)
 _VALUE = re.compile(r"([0-9]{1,12})(?::([0-9]{1,12}))?")

@@ -9,12 +9,13 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from actions.model import Runbook
-from bot import blocks, workflow
-from bot.guard import done_then_answer
-from bot.ids import Field, View
-from bot.incidents import Severity
-from bot.parsing import MAX_TEXT, Command, clean_text
+from bot.incidents import flow as workflow
+from bot.lifecycle import Severity
 from bot.services import Services
+from bot.slack import blocks
+from bot.slack.guard import done_then_answer
+from bot.slack.ids import Field, View
+from bot.slack.parsing import MAX_TEXT, Command, clean_text
 
 _SLACK_CHANNEL = ("C", "G", "D")
 

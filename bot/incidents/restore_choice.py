@@ -7,11 +7,12 @@ import re
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
-from bot import access, approval_store, approvals, outbox, restore_points, store
-from bot.guard import clicked_channel, done_then_answer
-from bot.ids import Action
-from bot.incidents import format_id
+from bot.incidents import access, approval_store, approvals, restore_points, store
+from bot.lifecycle import format_id
 from bot.services import Refusal, Services
+from bot.slack import outbox
+from bot.slack.guard import clicked_channel, done_then_answer
+from bot.slack.ids import Action
 
 _ID = re.compile(r"[0-9]{1,12}")
 _BLOCK = re.compile(r"restore-point-([0-9]{1,12})")

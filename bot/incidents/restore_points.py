@@ -17,9 +17,9 @@ import asyncpg
 
 from actions.artifacts import artifact_file
 from actions.durations import format_duration
-from bot import blocks
-from bot.ids import Action
-from bot.incidents import format_id
+from bot.lifecycle import format_id
+from bot.slack import blocks
+from bot.slack.ids import Action
 
 CHOICES = 10  # completed backups offered on a request (newest first)
 LISTED = 15  # backups listed by `/rollback backups`

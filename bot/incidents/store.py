@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from bot.incidents import CLOSED_STATES, Event, InvalidTransition, State, next_state
+from bot.lifecycle import CLOSED_STATES, Event, InvalidTransition, State, next_state
 
 Record = asyncpg.Record
 _OPEN = tuple(s.value for s in CLOSED_STATES)

@@ -13,10 +13,13 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from bot import blocks, outbox, run_queue, run_store, store
-from bot.approvals import refresh_root, root_key, thread_note
-from bot.incidents import TRANSITIONS, Event, State, format_id
+from bot.incidents import store
+from bot.incidents.approvals import refresh_root, root_key, thread_note
+from bot.lifecycle import TRANSITIONS, Event, State, format_id
+from bot.runs import queue as run_queue
+from bot.runs import store as run_store
 from bot.services import Services
+from bot.slack import blocks, outbox
 
 RECENT = 10  # ended runs listed after the active ones
 

@@ -16,9 +16,9 @@ from actions.db_catalog import read_manifest
 from actions.manifest import Manifest, manifest_from_json, manifest_tables_json
 from actions.masking import Masker
 from actions.render import RenderContext, RenderError, render
-from bot import outbox
-from bot.discarded_blocks import comparison_message
+from bot.runs.discarded import comparison_message
 from bot.services import Services
+from bot.slack import outbox
 
 log = logging.getLogger(__name__)
 COMPARE_TIMEOUT = 3600  # seconds: a stuck database must not hold the rollback's end forever

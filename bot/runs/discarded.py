@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from actions import discarded
-from bot.blocks import context, escape, section
+from bot.slack.blocks import context, escape, section
 
 MAX_LINES = 20
 

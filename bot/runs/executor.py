@@ -33,11 +33,13 @@ from actions.remote_artifacts import artifact_refusal_on_hosts
 from actions.render import RenderContext, RenderError
 from actions.runner import KILL_GRACE, run_steps
 from actions.verify import run_checks
-from bot import data_facts, run_clock, run_queue, run_store
-from bot import run_outcomes as outcomes
-from bot.incidents import format_id
-from bot.run_outcomes import thread_of
-from bot.run_report import BackupArtifact, RunReporter
+from bot.lifecycle import format_id
+from bot.runs import clock as run_clock
+from bot.runs import data_facts, outcomes
+from bot.runs import queue as run_queue
+from bot.runs import store as run_store
+from bot.runs.outcomes import thread_of
+from bot.runs.report import BackupArtifact, RunReporter
 from bot.services import Services
 
 log = logging.getLogger(__name__)

@@ -14,14 +14,18 @@ from actions.remote import HostPool
 from actions.remote_artifacts import artifact_hosts
 from actions.remote_plan import rehearse_on_hosts
 from actions.render import RenderContext
-from bot import access, blocks, outbox, run_blocks, run_queue, run_store, store
-from bot.approvals import refresh_root, thread_note
-from bot.executor import masker_for
-from bot.guard import clicked_channel, done_then_answer
-from bot.ids import Action
-from bot.incidents import CLOSED_STATES, TRANSITIONS, Event, State, format_id
-from bot.run_outcomes import thread_of
+from bot.incidents import access, store
+from bot.incidents.approvals import refresh_root, thread_note
+from bot.lifecycle import CLOSED_STATES, TRANSITIONS, Event, State, format_id
+from bot.runs import queue as run_queue
+from bot.runs import render as run_blocks
+from bot.runs import store as run_store
+from bot.runs.executor import masker_for
+from bot.runs.outcomes import thread_of
 from bot.services import Refusal, Services
+from bot.slack import blocks, outbox
+from bot.slack.guard import clicked_channel, done_then_answer
+from bot.slack.ids import Action
 
 _VALUE = re.compile(r"([0-9]{1,12}):([0-9]{1,4})")
 _CHOICE = {

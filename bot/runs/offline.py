@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 import asyncpg
 
 from actions.model import Runbook
-from bot import run_queue, run_store, store
-from bot.database import create_pool, migrate
-from bot.executor import RunExecutor
-from bot.run_control import rehearsal_text
+from bot.db.postgres import create_pool, migrate
+from bot.incidents import store
+from bot.runs import queue as run_queue
+from bot.runs import store as run_store
+from bot.runs.executor import RunExecutor
+from bot.runs.handlers import rehearsal_text
 from bot.services import Services
 from bot.settings import Settings
 
@@ -120,8 +122,8 @@ def _stop(active):
 
 def runs(settings: Settings, dsn: str, args) -> int:
     """`rollback-bot runs` (a table) and `rollback-bot abort RUN` (recorded as the OS user)."""
-    from bot.executor import RESUME_GRACE
-    from bot.run_admin import AbortRefused, abort, run_lines
+    from bot.runs.admin import AbortRefused, abort, run_lines
+    from bot.runs.executor import RESUME_GRACE
     from bot.startup import Stop, load_or_stop
 
     run_id = None

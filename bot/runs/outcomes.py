@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot import outbox, run_blocks, run_store, store
-from bot.approvals import refresh_root
-from bot.incidents import CLOSED_STATES, TRANSITIONS, Event, State
-from bot.run_queue import has_message, thread_of
-from bot.run_report import RunReporter, progress_key
+from bot.incidents import store
+from bot.incidents.approvals import refresh_root
+from bot.lifecycle import CLOSED_STATES, TRANSITIONS, Event, State
+from bot.runs import render as run_blocks
+from bot.runs import store as run_store
+from bot.runs.queue import has_message, thread_of
+from bot.runs.report import RunReporter, progress_key
 from bot.services import Services
+from bot.slack import outbox
 
 
 async def begin(services: Services, run, reporter: RunReporter, refusal: str | None) -> bool:

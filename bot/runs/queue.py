@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from bot import blocks, outbox, run_blocks, run_store
-from bot.approvals import root_key, thread_note
-from bot.incidents import format_id
+from bot.incidents.approvals import root_key, thread_note
+from bot.lifecycle import format_id
+from bot.runs import render as run_blocks
+from bot.runs import store as run_store
 from bot.services import Services
+from bot.slack import blocks, outbox
 
 _STATE_WORDS = {
     "queued": "about to start",

@@ -7,9 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actions.durations import format_duration
-from bot.blocks import Block, button, confirm_dialog, context, escape, mention, section, slack_time
-from bot.ids import Action
-from bot.run_clock import Estimate
+from bot.runs.clock import Estimate
+from bot.slack.blocks import (
+    Block,
+    button,
+    confirm_dialog,
+    context,
+    escape,
+    mention,
+    section,
+    slack_time,
+)
+from bot.slack.ids import Action
 
 _STEP_ICON = {
     "running": ":hourglass_flowing_sand:",

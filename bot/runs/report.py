@@ -15,8 +15,11 @@ from actions.artifacts import ArtifactError, record_artifact
 from actions.events import CheckEnded, Event, RunEnded, RunStarted, StepEnded, StepStarted
 from actions.remote import HostPool
 from actions.remote_artifacts import record_remote_artifact
-from bot import outbox, run_blocks, run_clock, run_store
+from bot.runs import clock as run_clock
+from bot.runs import render as run_blocks
+from bot.runs import store as run_store
 from bot.services import Services
+from bot.slack import outbox
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2.0  # seconds between progress edits (the run's end always edits it)

@@ -9,7 +9,7 @@ import asyncpg
 
 from actions.artifacts import RecordedArtifact
 from actions.runner import KILL_GRACE
-from bot import store
+from bot.incidents import store
 
 Record = asyncpg.Record
 
@@ -212,7 +212,7 @@ async def start_step(
 ) -> Record:
     """Record that a step starts (so an interruption knows which step it cut); owner only.
 
-    `identity` (bot.run_clock.step_identity) ties it to the same step in other runs.
+    `identity` (bot.runs.clock.step_identity) ties it to the same step in other runs.
     """
     await _fence(conn, run_id=run_id, owner=owner, next_step=index)
     attempt = await conn.fetchval(

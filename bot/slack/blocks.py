@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.ids import Action
-from bot.incidents import ApprovalState, Severity, State, format_id
+from bot.lifecycle import ApprovalState, Severity, State, format_id
+from bot.slack.ids import Action
 
 Block = dict[str, Any]
 

@@ -10,8 +10,8 @@ from collections.abc import Awaitable
 import asyncpg
 from slack_sdk.errors import SlackApiError
 
-from bot.outbox import slack_error_code
 from bot.services import Refusal
+from bot.slack.outbox import slack_error_code
 
 log = logging.getLogger(__name__)
 

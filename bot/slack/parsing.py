@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from actions.durations import parse_duration
-from bot.incidents import Severity
+from bot.lifecycle import Severity
 
 MAX_TEXT = 2000  # characters of free text (summary, note) we accept
 _ID = re.compile(r"(?:RB-)?([0-9]{1,9})", re.IGNORECASE)

@@ -55,7 +55,7 @@ async def start_bot(fresh_database, fake, tmp_path):
 @pytest.fixture(scope="session", autouse=True)
 def tools_cache(tmp_path_factory):
     """Sandboxes (also the demo's, in subprocesses) install the real pm2 once per session."""
-    from bot.sandbox_services import CACHE_ENV
+    from bot.demo.sandbox.services import CACHE_ENV
 
     if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers of one run share one install
         path = tmp_path_factory.getbasetemp().parent / "tools-cache"  # (moved into place whole)
@@ -76,7 +76,7 @@ def sandbox(pg_server_dsn, tmp_path):
     real pm2 (behind the real nginx when installed), and stand-ins for what can't run here."""
     import uuid
 
-    from bot.sandbox import build_sandbox
+    from bot.demo.sandbox.build import build_sandbox
 
     box = build_sandbox(
         tmp_path / "sandbox",

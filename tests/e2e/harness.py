@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bot.demo_stage import DemoError
-from bot.demo_stage import start_bot as start_serving
-from bot.guard import STILL_WORKING
+from bot.demo.stage import DemoError
+from bot.demo.stage import start_bot as start_serving
+from bot.slack.guard import STILL_WORKING
 from tests.fake_slack.server import FakeSlack
 from tests.slack_requests import block_actions_body, sign, slash_command_body
 

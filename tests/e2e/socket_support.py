@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, parse_qsl
 
 import aiohttp
 
-from bot.standin.socket_mode import Envelope
+from bot.demo.standin.socket_mode import Envelope
 from tests.e2e.harness import REPO, free_port
 from tests.fake_slack.server import FakeSlack
 from tests.slack_requests import block_actions_body, slash_command_body, view_submission_body

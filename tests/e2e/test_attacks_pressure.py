@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from actions.runbook import load_runbook
-from bot.database import create_pool, migrate
-from bot.executor import RunExecutor
+from bot.db.postgres import create_pool, migrate
+from bot.runs.executor import RunExecutor
 from bot.services import Services
 from tests.e2e.harness import fetch, write_runbook
 from tests.e2e.test_approval_rules import (

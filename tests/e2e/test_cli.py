@@ -19,7 +19,7 @@ from tests.e2e.harness import REPO, fetch, write_runbook
 
 TOKEN = "xoxb-test-token"
 UNREACHABLE_DB = "postgresql://nobody@127.0.0.1:1/none"  # fails fast if ever reached
-MIGRATIONS = sorted(p.name for p in (REPO / "bot" / "migrations").glob("*.sql"))
+MIGRATIONS = sorted(p.name for p in (REPO / "bot" / "db" / "migrations").glob("*.sql"))
 BROKEN = """\
 [project]
 name = "x"

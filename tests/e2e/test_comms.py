@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.comms_render import document_time
+from bot.comms.render import document_time
 from tests.e2e.comms_support import (
     APPROVER,
     CHANNEL,

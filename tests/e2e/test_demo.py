@@ -17,15 +17,15 @@ from pathlib import Path
 import asyncpg
 
 from actions.runbook import load_runbook
-from bot import sandbox_files
-from bot.demo import DemoOptions, clean, names, play_demo
-from bot.demo_stage import BOT_DB, SHOP_DB
-from bot.demo_terminal import TerminalView
-from bot.demo_transcript import Transcript
-from bot.sandbox import DEFAULT_RUNBOOK, database_url
-from bot.sandbox_services import CACHE_ENV
+from bot.demo.play import DemoOptions, clean, names, play_demo
+from bot.demo.sandbox import files as sandbox_files
+from bot.demo.sandbox.build import DEFAULT_RUNBOOK, database_url
+from bot.demo.sandbox.services import CACHE_ENV
+from bot.demo.stage import BOT_DB, SHOP_DB
+from bot.demo.terminal import TerminalView
+from bot.demo.transcript import Transcript
 
-COMMS = importlib.util.find_spec("bot.notice") is not None  # the communications work
+COMMS = importlib.util.find_spec("bot.comms.notice") is not None  # the communications work
 
 
 def full_steps() -> list[str]:

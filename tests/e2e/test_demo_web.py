@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import approval_request
-from bot.demo import DemoOptions, names, play_demo
-from bot.demo_transcript import Transcript
-from bot.demo_web import serve_page
+from bot.demo.play import DemoOptions, names, play_demo
+from bot.demo.transcript import Transcript
+from bot.demo.web import serve_page
+from bot.slack.blocks import approval_request
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(

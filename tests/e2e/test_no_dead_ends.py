@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 
 from actions.runbook import load_runbook
-from bot import run_admin, workflow
-from bot.database import create_pool, migrate
-from bot.executor import RESUME_GRACE
-from bot.incidents import Event, Severity
+from bot.db.postgres import create_pool, migrate
+from bot.incidents import flow as workflow
+from bot.lifecycle import Event, Severity
+from bot.runs import admin as run_admin
+from bot.runs.executor import RESUME_GRACE
 from bot.services import Refusal, Services
 from tests.e2e.harness import write_runbook
 
@@ -89,7 +90,7 @@ async def test_every_stop_has_a_way_to_a_closed_incident(services, incident_stat
 
 
 async def test_a_dead_run_of_a_closed_incident_is_aborted_by_the_sweep(services):
-    from bot.executor import RunExecutor
+    from bot.runs.executor import RunExecutor
 
     _, run = await leave(services, "resolved", "lapsed")
     await RunExecutor(services, lease=30, poll_interval=1).poll()

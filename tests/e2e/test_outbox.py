@@ -6,8 +6,8 @@ import asyncpg
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import outbox
-from bot.database import create_pool, migrate
+from bot.db.postgres import create_pool, migrate
+from bot.slack import outbox
 from tests.e2e.harness import TOKEN
 from tests.fake_slack.server import FakeSlack
 

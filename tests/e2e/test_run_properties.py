@@ -4,7 +4,7 @@
 - `/rollback backup` (run_control.start_backup) and the run buttons (run_control.decide for
   Retry / Skip / Abort / Resume, run_control.cancel for Cancel) with block_actions-shaped
   bodies, by any actor from either process, on the run's current step or a stale one;
-- the executor's moves through the same functions `bot/executor.py` calls, in its order
+- the executor's moves through the same functions `bot/runs/executor.py` calls, in its order
   (promote, claim_run, run_outcomes.begin, run_store.start_step / end_step, stopped_at_failure,
   finish; no subprocesses: a step "succeeds" or "fails" by decision of the test);
 - process deaths, between operations (`process_dies`) and at any database point inside one
@@ -32,11 +32,14 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
 
-from bot import run_control, run_outcomes, run_queue, run_store
-from bot.executor import RESUME_GRACE, RunExecutor
-from bot.ids import Action
-from bot.run_report import RunReporter
-from bot.run_store import LostRun
+from bot.runs import handlers as run_control
+from bot.runs import outcomes as run_outcomes
+from bot.runs import queue as run_queue
+from bot.runs import store as run_store
+from bot.runs.executor import RESUME_GRACE, RunExecutor
+from bot.runs.report import RunReporter
+from bot.runs.store import LostRun
+from bot.slack.ids import Action
 from tests.e2e.harness import write_runbook
 from tests.e2e.test_workflow_properties import WorkflowMachine
 from tests.e2e.workflow_world import (

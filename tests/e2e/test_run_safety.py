@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from bot import run_store, store
-from bot.database import migrate
+from bot.db.postgres import migrate
+from bot.incidents import store
+from bot.runs import store as run_store
 from tests.e2e.harness import fetch, text_of
 from tests.e2e.test_runs import APPROVER, CHANNEL, DECLARER, buttons, click, thread_text
 

@@ -17,7 +17,7 @@ from actions.plan import artifact_reference, prepare_steps
 from actions.render import RenderContext
 from actions.runbook import load_runbook
 from actions.runner import run_steps
-from bot.sandbox import WMS_BRANCH, Sandbox
+from bot.demo.sandbox.build import WMS_BRANCH, Sandbox
 from tests.e2e.test_sandbox_runbook import restore
 
 NOW = datetime.now(UTC).replace(microsecond=0)

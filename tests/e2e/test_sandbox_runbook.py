@@ -19,7 +19,7 @@ from actions.render import RenderContext
 from actions.runbook import load_runbook
 from actions.runner import run_steps
 from actions.verify import run_checks
-from bot.sandbox import WMS_BRANCH, Sandbox, build_sandbox
+from bot.demo.sandbox.build import WMS_BRANCH, Sandbox, build_sandbox
 
 
 @pytest.fixture

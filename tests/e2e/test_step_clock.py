@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from actions.durations import format_duration
-from bot import run_store
-from bot.database import migrate
+from bot.db.postgres import migrate
+from bot.runs import store as run_store
 from tests.e2e.harness import fetch, text_of
 from tests.e2e.test_runs import CHANNEL, DECLARER, roll_back
 

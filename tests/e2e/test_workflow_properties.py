@@ -39,8 +39,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from bot import approvals, store, workflow
-from bot.incidents import Event, Severity, State
+from bot.incidents import approvals, store
+from bot.incidents import flow as workflow
+from bot.lifecycle import Event, Severity, State
 from bot.services import Refusal
 from tests.e2e.harness import write_runbook
 from tests.e2e.workflow_world import (

@@ -9,8 +9,8 @@ import uuid
 import asyncpg
 
 from actions.runbook import load_runbook
-from bot.database import create_pool, migrate
-from bot.incidents import CLOSED_STATES, TRANSITIONS, Event, State
+from bot.db.postgres import create_pool, migrate
+from bot.lifecycle import CLOSED_STATES, TRANSITIONS, Event, State
 from bot.services import Services
 from tests.conftest import dsn_for_database
 from tests.e2e.fault_points import FusedPool
@@ -115,7 +115,7 @@ class World:
         self.loop.run_until_complete(drop())
 
 
-# How a run moves (bot/run_store.py, run_control.py, run_outcomes.py): by whom it can end.
+# How a run moves (bot/runs/store.py, handlers.py, outcomes.py): by whom it can end.
 RUN_MOVES = {
     "held": {"queued"},  # promote, when the project is free
     "queued": {"running", "aborted"},  # claim_run; closing the incident aborts it

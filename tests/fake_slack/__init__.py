@@ -1,5 +1,5 @@
-"""The fake Slack Web API now lives in `bot.standin` (the demo uses it too); same names here."""
+"""The fake Slack Web API lives in `bot.demo.standin` (the demo uses it too); same names here."""
 
-from bot.standin import Call, FakeSlack, Response, UploadedFile
+from bot.demo.standin import Call, FakeSlack, Response, UploadedFile
 
 __all__ = ["Call", "FakeSlack", "Response", "UploadedFile"]

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bot.incidents import (
+from bot.lifecycle import (
     APPROVAL_TRANSITIONS,
     CLOSED_STATES,
     TRANSITIONS,
@@ -20,7 +20,7 @@ from bot.incidents import (
     next_state,
     policy_for,
 )
-from bot.parsing import parse_incident_id
+from bot.slack.parsing import parse_incident_id
 
 S, E = State, Event
 

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from bot import packaged
-from bot.comms_render import Text, render
-from tests.unit.test_comms_render import notice, postmortem
+from bot.comms.render import Text, render
+from tests.unit.comms.test_render import notice, postmortem
 
 REPO = Path(__file__).resolve().parents[2]
 

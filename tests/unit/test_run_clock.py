@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import run_blocks, run_clock
-from bot.run_clock import Estimate, estimate, next_change, shown_elapsed, step_identity
-from tests.unit.test_blocks import assert_valid
+from bot.runs import clock as run_clock
+from bot.runs import render as run_blocks
+from bot.runs.clock import Estimate, estimate, next_change, shown_elapsed, step_identity
+from tests.unit.slack.test_blocks import assert_valid
 
 MOMENT = datetime.fromtimestamp(1_000_000_000, UTC)  # far from today, on purpose
 

@@ -3,7 +3,7 @@
 `build_sandbox(root, server_dsn=..., db_name=...)` makes, under `root`: a git project shaped
 like the seed plan's (`root/project`, with a bare `root/remote.git` as `origin`, its packages
 installed by the real `npm install`), the real pm2 (installed with npm once into a cache, see
-bot.sandbox_services; PM2_HOME is `root/pm2`), the real nginx in front of the app when it is
+bot.demo.sandbox.services; PM2_HOME is `root/pm2`), the real nginx in front of the app when it is
 installed (`root/nginx`), stand-ins in `root/bin` for what can't run here (systemctl, and
 Prisma's CLI as the npm package `root/standin/prisma`; they log to `root/tool.log`), and a
 shop database `db_name` on the given PostgreSQL server. Without node / npm, npm, npx, pm2 and
@@ -31,10 +31,9 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from actions.model import Runbook, Step
 from actions.runbook import load_runbook
-from bot import packaged, sandbox_runbook
-from bot import sandbox_files as files
-from bot import sandbox_services as services
-from bot import sandbox_tools as tools
+from bot import packaged
+from bot.demo.sandbox import files, services, tools
+from bot.demo.sandbox import runbook as sandbox_runbook
 
 DEFAULT_RUNBOOK = packaged.default_runbook()  # the shipped one, installed or in a checkout
 SNAPSHOT_SKIPS = (".git", "backup", "node_modules")  # top-level project dirs not snapshotted

@@ -1,4 +1,4 @@
-"""What `bot.sandbox` writes: the project's files, its database SQL, the tool shims, the runbook.
+"""What `bot.demo.sandbox.build` writes: the project's files, its database SQL, tool shims, runbook.
 
 Everything here is deterministic text: the same arguments give the same bytes.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 # --- The project (a Next.js + Prisma shop, as the seed plan's commands assume) -------------
 
-NODE_DIR = Path(__file__).resolve().parent / "sandbox_node"
+NODE_DIR = Path(__file__).resolve().parent / "node"
 # package.json and the package-lock.json `npm install` installs from: three small packages
 # without install scripts, and Prisma's CLI as a local stand-in package (standin/prisma).
 PACKAGE = json.loads((NODE_DIR / "project" / "package.json").read_text(encoding="utf-8"))

@@ -1,6 +1,6 @@
 """The sandbox's real tools: npm and pm2 (installed with npm, cached) and nginx when installed.
 
-What can't run here stays a stand-in (bot.sandbox_tools): Prisma's CLI, whose engines download
+What can't run here stays a stand-in (bot.demo.sandbox.tools): Prisma's CLI, whose engines download
 from a host that is not reachable, and systemctl, since containers have no systemd. Without
 node / npm, npm, npx, pm2 and node are stand-ins too, and `Tools.notes()` says so.
 """
@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.sandbox_files import NODE_DIR
+from bot.demo.sandbox.files import NODE_DIR
 
 PM2_LOCK = NODE_DIR / "pm2" / "package-lock.json"
 CACHE_ENV = "ROLLBACK_TOOLS_CACHE"  # where pm2 is installed once and reused (a directory)

@@ -1,4 +1,4 @@
-"""Run the fake Slack by hand: `python -m bot.standin --port 8085`, then point the bot's
+"""Run the fake Slack by hand: `python -m bot.demo.standin --port 8085`, then point the bot's
 SLACK_API_URL at the printed base URL. Every call is logged; Ctrl-C stops it."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ async def _serve(host: str, port: int, tokens: list[str]) -> None:
 
 def main() -> None:
     """Parse the command line and serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m bot.standin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bot.demo.standin", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8085, help="0 picks a free port")
     parser.add_argument("--token", action="append", default=[], help="another accepted token")

@@ -2,7 +2,7 @@
 
 Run once from the repository root when the list of methods changes:
 
-    .venv/bin/python -m bot.standin.make_spec /work/shared/slack/slack_web_openapi_v2.json
+    .venv/bin/python -m bot.demo.standin.make_spec /work/shared/slack/slack_web_openapi_v2.json
 
 The OpenAPI file (slackapi/slack-api-specs, last published 2020) predates some methods and
 misses some arguments; those are added below by hand, each citing Slack's method docs.
@@ -123,7 +123,7 @@ def build(openapi: dict) -> dict:
         methods[name]["one_of"] = groups
     return {
         "source": "slackapi/slack-api-specs web-api/slack_web_openapi_v2.json (MIT), subset",
-        "generated_by": "bot/standin/make_spec.py",
+        "generated_by": "bot/demo/standin/make_spec.py",
         "methods": dict(sorted(methods.items())),
     }
 

@@ -33,7 +33,7 @@ from .response_urls import Hook, deliver
 from .socket_mode import SocketModeSide
 from .validation import block_errors, decode_args, missing_arguments, spec, view_errors
 
-log = logging.getLogger("bot.standin")
+log = logging.getLogger("bot.demo.standin")
 
 HANDLERS = (
     api_messages.HANDLERS

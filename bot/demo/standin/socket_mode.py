@@ -35,7 +35,7 @@ from .validation import block_errors
 if TYPE_CHECKING:
     from .server import FakeSlack
 
-log = logging.getLogger("bot.standin")
+log = logging.getLogger("bot.demo.standin")
 ACCEPTS_PAYLOAD = {"slash_commands": True, "events_api": False}
 CLOSE_AFTER_DISCONNECT = 5.0  # how long an old connection lives on after `disconnect`
 

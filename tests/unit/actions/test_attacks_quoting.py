@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from actions.runbook import check_runbook
-from tests.unit.test_runbook_quoting import ACCEPTED, PAYLOADS, run_scenario, runbook_text, write
+from tests.unit.actions.test_runbook_quoting import (
+    ACCEPTED,
+    PAYLOADS,
+    run_scenario,
+    runbook_text,
+    write,
+)
 
 AS_CODE = [
     "bash -c {{ vars.x }}",
@@ -30,4 +36,4 @@ async def test_a_placeholder_passed_as_an_argument_to_sh_c_is_still_accepted(tmp
     ended = await run_scenario(path)
     assert ended.succeeded and ended.output_tail == payload.rstrip("\n")
     assert not (tmp_path / "app" / "PWNED").exists()
-    assert ACCEPTED  # the shared accepted forms stay accepted (tests/unit/test_runbook_quoting)
+    assert ACCEPTED  # the shared accepted forms stay accepted (test_runbook_quoting)

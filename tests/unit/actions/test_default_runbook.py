@@ -8,7 +8,7 @@ import pytest
 from actions.render import RenderContext, render, scenario_artifacts
 from actions.runbook import check_runbook, inspect_runbook, load_runbook
 
-RUNBOOK = Path(__file__).resolve().parents[2] / "runbook.toml"
+RUNBOOK = Path(__file__).resolve().parents[3] / "runbook.toml"
 
 SEED_CHECKLISTS = {
     "pre": (

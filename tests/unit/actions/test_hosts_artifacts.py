@@ -17,7 +17,7 @@ from actions.remote_artifacts import (
 from actions.remote_plan import rehearse_on_hosts
 from actions.render import RenderContext
 from actions.runbook import load_runbook
-from bot.run_blocks import step_message
+from bot.runs.render import step_message
 from tests import sshd
 from tests.sshd import SshPair
 

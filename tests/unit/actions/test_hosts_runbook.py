@@ -162,7 +162,7 @@ def test_a_host_table_that_is_not_a_table(tmp_path):
 
 
 def test_the_readme_hosts_example_is_a_valid_runbook(tmp_path):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     section = readme.split("### Steps on other machines", 1)[1]
     example = section.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "ssh").mkdir()

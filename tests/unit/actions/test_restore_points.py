@@ -4,7 +4,7 @@ import pytest
 
 from actions.render import RenderContext, render
 from actions.restore_points import backup_dir, failed_database, run_dir
-from tests.unit.test_runbook import only_problem, variant
+from tests.unit.actions.test_runbook import only_problem, variant
 
 
 def test_names_are_those_the_readme_documents():
@@ -23,7 +23,7 @@ def test_a_long_database_name_is_shortened_to_fit_postgresql_keeping_the_suffix(
 
 def test_placeholders_render_quoted_from_the_run(tmp_path):
     from actions.runbook import load_runbook
-    from tests.unit.test_runbook import MINIMAL, write
+    from tests.unit.actions.test_runbook import MINIMAL, write
 
     runbook = load_runbook(write(tmp_path, MINIMAL))
     ctx = RenderContext.at(runbook, incident_id="RB-2", run_id=5)

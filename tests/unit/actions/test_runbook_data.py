@@ -7,7 +7,7 @@ import pytest
 from actions.manifest import build_manifest, compare_manifests, describe
 from actions.model import CompareData
 from actions.runbook import check_runbook, load_runbook
-from tests.unit.test_runbook import MINIMAL, only_problem, variant, write
+from tests.unit.actions.test_runbook import MINIMAL, only_problem, variant, write
 
 MANIFEST = ("[backup]\n", '[backup]\nmanifest_dsn = "postgresql://u@h/{{ vars.db_name }}"\n')
 COMPARE = (

@@ -3,7 +3,7 @@
 import pytest
 
 from actions.runbook import check_runbook
-from tests.unit.test_runbook import only_problem, variant, write
+from tests.unit.actions.test_runbook import only_problem, variant, write
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from actions.render import RenderContext
 from actions.runbook import check_runbook, inspect_runbook, load_runbook
 from actions.runner import run_steps
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PAYLOADS = ("$(touch PWNED)", "`touch PWNED`", "'; touch PWNED; '", '"; touch PWNED; "',
             "x\ntouch PWNED", "$'\\x27'; touch PWNED")  # fmt: skip
 

@@ -10,7 +10,7 @@ from actions.render import RenderContext
 from actions.runbook import load_runbook
 from actions.shell_parse import BUILTINS, programs_in, syntax_error_line
 
-RUNBOOK = Path(__file__).resolve().parents[2] / "runbook.toml"
+RUNBOOK = Path(__file__).resolve().parents[3] / "runbook.toml"
 
 
 def test_a_command_substitution_nested_in_quotes_is_one_program():

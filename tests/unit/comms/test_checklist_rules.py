@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actions.model import Step
-from bot.checklist_rules import Facts, items_ticked_by, tick
+from bot.comms.checklist_rules import Facts, items_ticked_by, tick
 
 LISTS = {
     "pre": ["Database backup completed", "Code backup in git", "Rollback scripts tested"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.metrics import IncidentTimes, figures, mean
+from bot.comms.metrics import IncidentTimes, figures, mean
 
 T0 = datetime(2031, 11, 24, 3, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.comms_render import Moment, Text, Who, md_escape, render, sections, to_mrkdwn
+from bot.comms.render import Moment, Text, Who, md_escape, render, sections, to_mrkdwn
 
 T0 = datetime(2031, 11, 24, 3, 0, tzinfo=UTC)
 HOSTILE = "<!channel> @here <@U999> [click](http://evil.example) {{ 7*7 }} **x** www.evil.com"

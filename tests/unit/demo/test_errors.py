@@ -2,8 +2,8 @@ import subprocess
 
 import asyncpg
 
-from bot.demo import _one_line
-from bot.demo_stage import DemoError
+from bot.demo.play import _one_line
+from bot.demo.stage import DemoError
 
 
 def test_a_failed_command_is_named_with_its_exit_status():

@@ -3,11 +3,11 @@ dates and messages only one person sees."""
 
 from __future__ import annotations
 
-from bot.blocks import approval_request, escape, slack_time
-from bot.demo_render import Line, inline, message_lines, mrkdwn_lines, to_plain, to_rich
-from bot.demo_terminal import plain
-from bot.demo_transcript import Transcript
-from bot.demo_web import conversation_html, lines_html
+from bot.demo.render import Line, inline, message_lines, mrkdwn_lines, to_plain, to_rich
+from bot.demo.terminal import plain
+from bot.demo.transcript import Transcript
+from bot.demo.web import conversation_html, lines_html
+from bot.slack.blocks import approval_request, escape, slack_time
 
 NAMES = {"UALICE": "alice", "UBOB": "bob", "CROOM": "ecom-ops", "SDBA": "dbas"}
 

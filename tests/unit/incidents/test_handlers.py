@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.buttons import clicked
-from bot.ids import Action
+from bot.incidents.handlers import clicked
 from bot.services import Refusal
+from bot.slack.ids import Action
 
 
 def payload(value="42", user: object = "UCLICKER1", **extra) -> dict:

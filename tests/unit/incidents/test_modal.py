@@ -12,13 +12,13 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View as SlackView
 
 from actions.runbook import load_runbook
-from bot.ids import Field, View
-from bot.incidents import Severity
-from bot.parsing import MAX_TEXT, Command
-from bot.views import declare_modal, read_submission
+from bot.incidents.modal import declare_modal, read_submission
+from bot.lifecycle import Severity
+from bot.slack.ids import Field, View
+from bot.slack.parsing import MAX_TEXT, Command
 
 NOW = datetime(2031, 11, 24, 12, 0, tzinfo=UTC)
-RUNBOOK_PATH = Path(__file__).resolve().parents[2] / "runbook.toml"
+RUNBOOK_PATH = Path(__file__).resolve().parents[3] / "runbook.toml"
 
 
 @pytest.fixture(scope="module")

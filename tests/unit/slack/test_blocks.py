@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot import blocks
-from bot.ids import Action
-from bot.incidents import ApprovalState, Severity, State
+from bot.lifecycle import ApprovalState, Severity, State
+from bot.slack import blocks
+from bot.slack.ids import Action
 
 DECLARED = datetime(2031, 11, 24, 3, 5, tzinfo=UTC)
 HOSTILE = (
@@ -340,7 +340,7 @@ def test_severity_choice_fits_a_menu_option(severity):
 def test_an_approval_request_needing_two_shows_the_tally_and_who_approved():
     from datetime import UTC, datetime
 
-    from bot import blocks as rendering
+    from bot.slack import blocks as rendering
 
     incident = {"id": 4, "severity": "critical", "summary": "x", "state": "awaiting_approval"}
     approval = {

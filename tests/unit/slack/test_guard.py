@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot import guard
 from bot.services import Refusal
+from bot.slack import guard
 
 
 class Recorder:

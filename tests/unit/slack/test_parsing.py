@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.incidents import Severity
-from bot.parsing import (
+from bot.lifecycle import Severity
+from bot.slack.parsing import (
     MAX_TEXT,
     USAGE,
     Command,

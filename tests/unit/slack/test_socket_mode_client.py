@@ -9,7 +9,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.socket_mode import (
+from bot.slack.socket_mode import (
     PERMANENT_ERRORS,
     Refused,
     backoff,
