@@ -1,0 +1,3 @@
+"""PostgreSQL: the embedded server, the pool, and migrations/ (applied in order, once).
+Imports nothing else of bot.
+"""

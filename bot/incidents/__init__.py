@@ -1,0 +1,3 @@
+"""Incidents: declare/escalate/resolve (flow), two-person approvals, access, restore points,
+deadlines, their SQL. Imports no bot.app, no bot.demo; runs and comms only where pyproject says.
+"""
