@@ -1,3 +1,3 @@
-"""The running bot: pool, Bolt app, outbox sender, scheduler (runtime), HTTP and Socket
-Mode serving, the /rollback dispatcher, App Home. Imported only by bot.cli; never bot.demo.
+"""The running bot: runtime (pool, Bolt app, outbox, scheduler), serving, the /rollback dispatcher,
+App Home, flow (incidents' hand-offs to runs and comms). Imported only by bot.cli; never bot.demo.
 """

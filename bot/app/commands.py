@@ -6,7 +6,7 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.app import answers
+from bot.app import answers, flow
 from bot.comms import handlers as comms_commands
 from bot.incidents import flow as workflow
 from bot.incidents import modal as views
@@ -91,7 +91,7 @@ async def _dispatch(
         )
     if verb in ("resolve", "cancel"):
         event = Event.RESOLVE if verb == "resolve" else Event.CANCEL
-        return await workflow.close(
+        return await flow.close(
             services,
             incident_id=parsed.incident_id,
             channel=channel,

@@ -23,12 +23,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from actions.model import Runbook
 from actions.remote_artifacts import artifact_refusal_soon
-from bot.app import commands, home
+from bot.app import commands, flow, home
 from bot.comms import checklists, notice, reminders
 from bot.comms.aftercare import Aftercare
 from bot.db.postgres import create_pool
-from bot.incidents import flow as workflow
-from bot.incidents import handlers as buttons
 from bot.incidents import modal as views
 from bot.incidents import restore_choice, restore_points
 from bot.incidents.deadlines import DeadlineScheduler
@@ -75,7 +73,7 @@ def create_bolt_app(settings: Settings, services: Services, client: AsyncWebClie
             context["respond"] = SharedRespond(context.response_url, services.http)
         await next()
 
-    for module in (commands, buttons, views, run_control, home, notice, checklists, reminders):
+    for module in (commands, flow, views, run_control, home, notice, checklists, reminders):
         module.register(app, services)
     restore_choice.register(app, services)
     return app
@@ -146,7 +144,7 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
     services.run_queued = executor.kick
     scheduler = DeadlineScheduler(
         pool,
-        lambda deadline_id: workflow.fire_deadline(services, deadline_id=deadline_id),
+        lambda deadline_id: flow.fire_deadline(services, deadline_id=deadline_id),
         sync_interval=settings.sync_interval,
     )
     services.schedule_deadline = scheduler.add

@@ -1,3 +1,3 @@
-"""Incidents: declare/escalate/resolve (flow), two-person approvals, access, restore points,
-deadlines, their SQL. Imports no bot.app, no bot.demo; runs and comms only where pyproject says.
+"""Incidents: declare/escalate (flow), two-person approvals, access, restore points, deadlines,
+their SQL. Imports no bot.runs, bot.comms, bot.app or bot.demo (bot.app.flow hands off to them).
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -10,6 +11,11 @@ from bot.incidents import access, approval_store, restore_points, store
 from bot.lifecycle import Event, InvalidTransition, State, format_id
 from bot.services import Refusal, Services
 from bot.slack import blocks, outbox
+
+# Queues an approved request's rollback run in the caller's transaction and returns the run
+# (bot.app.flow passes bot.runs' queue: runs sit above incidents, so it can't be imported here).
+QueueRun = Callable[[asyncpg.Connection, Services, asyncpg.Record, asyncpg.Record, str],
+                    Awaitable[asyncpg.Record]]  # fmt: skip
 
 
 def root_key(incident_id: int) -> str:
@@ -118,12 +124,14 @@ async def decide(
     approve: bool,
     channel: str | None,
     shown_backup: int | None = None,
+    queue_run: QueueRun,
 ) -> str:
     """Approve or reject a pending request; return the answer for the clicker.
 
     Everything is decided and committed before this returns: the caller acknowledges after.
     An approval is one vote (refused by SQL for a requester or a second vote by the same
-    person); the request is approved, and its run queued, by the vote that completes it.
+    person); the request is approved, and its run queued (`queue_run`, in this transaction),
+    by the vote that completes it.
     """
     async with services.pool.acquire() as conn:
         approval = await store.get_approval(conn, approval_id=approval_id)
@@ -151,7 +159,7 @@ async def decide(
                 raise Refusal(_restore_point_changed(current, shown_backup))
             if approve:
                 refusal, answer, run_id = await _approve(
-                    conn, services, incident, approval_id, user
+                    conn, services, incident, approval_id, user, queue_run
                 )
             else:
                 claimed = await store.claim_approval(
@@ -160,7 +168,7 @@ async def decide(
                 if claimed is None:
                     refusal = await _why_not(conn, services, approval_id, incident)
                 else:
-                    await _record_decision(conn, services, incident, claimed, user)
+                    await _record_decision(conn, services, incident, claimed, user, queue_run)
     if refusal is not None:
         raise Refusal(refusal)
     rid = format_id(incident["id"])
@@ -186,14 +194,17 @@ def _restore_point_changed(approval, shown: int) -> str:
     )
 
 
-async def _approve(conn, services: Services, incident, approval_id: int, user: str):
+async def _approve(
+    conn, services: Services, incident, approval_id: int, user: str, queue_run: QueueRun
+):
     """(refusal, answer, run id): the vote, then the claim when it was the last one needed."""
     vote = await approval_store.add_vote(conn, approval_id=approval_id, user=user)
     if vote is None:
         return await _why_no_vote(conn, services, approval_id, incident, user), None, None
     claimed = await approval_store.claim_if_enough(conn, approval_id=approval_id, user=user)
     if claimed is not None:
-        return None, None, await _record_decision(conn, services, incident, claimed, user)
+        decided = await _record_decision(conn, services, incident, claimed, user, queue_run)
+        return None, None, decided
     approval = await store.get_approval(conn, approval_id=approval_id)
     approved_by = await approval_store.counted_votes(conn, approval_id=approval_id)
     await store.record_event(
@@ -262,7 +273,9 @@ async def _state_now(conn, approval, incident) -> str:
     return said
 
 
-async def _record_decision(conn, services: Services, incident, approval, user: str) -> int | None:
+async def _record_decision(
+    conn, services: Services, incident, approval, user: str, queue_run: QueueRun
+) -> int | None:
     approved = approval["state"] == "approved"
     event = Event.APPROVE if approved else Event.REJECT
     incident = await store.apply_transition(
@@ -280,29 +293,13 @@ async def _record_decision(conn, services: Services, incident, approval, user: s
             f"{rid} stays open; `/rollback escalate {rid} critical` asks again.",
         )
         return None
-    scenario = services.runbook.scenario(approval["scenario"])
-    restore_point = approval["backup_run_id"]  # pinned at request time: restored, always
-    from bot.runs import queue as run_queue  # one operation at a time: queued, or held
-
-    run = await run_queue.enqueue(
-        conn,
-        services,
-        kind="rollback",
-        channel=incident["channel"],
-        requested_by=user,
-        ts=datetime.now(UTC).strftime("%Y%m%d_%H%M%S"),
-        total_steps=len(scenario.steps) if scenario else 0,
-        incident_id=incident["id"],
-        approval_id=approval["id"],
-        scenario=approval["scenario"],
-        backup_run_id=restore_point,
-    )
+    run = await queue_run(conn, services, incident, approval, user)
     await thread_note(
         conn,
         incident,
         f"{blocks.mention(user)} approved the rollback "
         f"(`{approval['scenario']}`, {run['total_steps']} steps, restoring "
-        f"{restore_points.restored(restore_point)}). It is queued.",
+        f"{restore_points.restored(approval['backup_run_id'])}). It is queued.",
     )
     return run["id"]
 
@@ -361,4 +358,4 @@ async def withdraw_pending(conn, services: Services, incident) -> None:
         await _show_decision(conn, services, incident, withdrawn)
 
 
-__all__ = ["InvalidTransition", "decide", "request_approval"]
+__all__ = ["InvalidTransition", "QueueRun", "decide", "request_approval"]

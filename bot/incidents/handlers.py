@@ -1,16 +1,11 @@
-"""Buttons: take the actor from the payload, decide atomically and commit, ack, answer."""
+"""What a button click says: who clicked and which approval (the buttons are in bot.app.flow)."""
 
 from __future__ import annotations
 
 import logging
 import re
 
-from slack_bolt.async_app import AsyncApp
-
-from bot.incidents import approvals
-from bot.services import Refusal, Services
-from bot.slack.guard import clicked_channel, done_then_answer
-from bot.slack.ids import Action
+from bot.services import Refusal
 
 log = logging.getLogger(__name__)
 _VALUE = re.compile(r"([0-9]{1,12})(?::([0-9]{1,12}))?")
@@ -27,27 +22,3 @@ def clicked(body: dict) -> tuple[str, int, int | None]:
         raise Refusal("That button's payload is malformed; nothing changed.")
     shown = int(match.group(2)) if match.group(2) is not None else None
     return user, int(match.group(1)), shown
-
-
-def register(app: AsyncApp, services: Services) -> None:
-    """Attach the approval buttons (run buttons are registered by the run module)."""
-
-    @app.action(Action.APPROVE)
-    async def approve(ack, body, respond) -> None:
-        await done_then_answer(ack, respond, _decide(services, body, approve=True))
-
-    @app.action(Action.REJECT)
-    async def reject(ack, body, respond) -> None:
-        await done_then_answer(ack, respond, _decide(services, body, approve=False))
-
-
-async def _decide(services: Services, body: dict, *, approve: bool) -> str:
-    user, approval_id, shown_backup = clicked(body)
-    return await approvals.decide(
-        services,
-        approval_id=approval_id,
-        user=user,
-        approve=approve,
-        channel=clicked_channel(body),
-        shown_backup=shown_backup,
-    )

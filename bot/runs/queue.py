@@ -76,6 +76,27 @@ async def enqueue(conn: asyncpg.Connection, services: Services, **fields) -> asy
     return run
 
 
+async def queue_rollback(
+    conn: asyncpg.Connection, services: Services, incident, approval, user: str
+) -> asyncpg.Record:
+    """The run of a request `user` just approved: queued, or held behind the active operation."""
+    scenario = services.runbook.scenario(approval["scenario"])
+    restore_point = approval["backup_run_id"]  # pinned at request time: restored, always
+    return await enqueue(
+        conn,
+        services,
+        kind="rollback",
+        channel=incident["channel"],
+        requested_by=user,
+        ts=datetime.now(UTC).strftime("%Y%m%d_%H%M%S"),
+        total_steps=len(scenario.steps) if scenario else 0,
+        incident_id=incident["id"],
+        approval_id=approval["id"],
+        scenario=approval["scenario"],
+        backup_run_id=restore_point,
+    )
+
+
 async def promote(conn: asyncpg.Connection) -> asyncpg.Record | None:
     """If the project is free, queue the oldest held run and say so in its thread."""
     run = await run_store.promote_held(conn)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from actions.runbook import load_runbook
+from bot.app import flow
 from bot.db.postgres import create_pool, migrate
 from bot.incidents import flow as workflow
 from bot.lifecycle import Event, Severity
@@ -72,14 +73,14 @@ async def test_every_stop_has_a_way_to_a_closed_incident(services, incident_stat
     incident, run = await leave(services, incident_state, run_state)
     close = dict(services=services, incident_id=incident, channel=CHANNEL, user="UAPPROVE1")
     try:
-        await workflow.close(**close, note="fixed", event=Event.RESOLVE)
+        await flow.close(**close, note="fixed", event=Event.RESOLVE)
     except Refusal as refused:  # the refusal names the way on: the run's Cancel, or abort
         assert "Cancel" in str(refused) or "abort" in str(refused).lower(), refused
         said = await run_admin.abort(
             services, run_id=run, actor="cli:test", grace=RESUME_GRACE
         )  # a lapsed or stopped run: `rollback-bot abort`
         assert f"aborted run {run}" in said
-        await workflow.close(**close, note="fixed", event=Event.RESOLVE)
+        await flow.close(**close, note="fixed", event=Event.RESOLVE)
     async with services.pool.acquire() as conn:
         row = await conn.fetchrow(
             "select i.state, r.state as run from incidents i join runs r on r.incident_id = i.id"

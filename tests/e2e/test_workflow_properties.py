@@ -39,8 +39,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from bot.incidents import approvals, store
+from bot.app import flow
 from bot.incidents import flow as workflow
+from bot.incidents import store
 from bot.lifecycle import Event, Severity, State
 from bot.services import Refusal
 from tests.e2e.harness import write_runbook
@@ -136,7 +137,7 @@ class WorkflowMachine(WorldMachine):
             return
         ok, answer = self.call(
             process,
-            lambda s: approvals.decide(
+            lambda s: flow.decide(
                 s, approval_id=approval_id, user=actor, approve=approve, channel=CHANNEL
             ),
         )
@@ -156,7 +157,7 @@ class WorkflowMachine(WorldMachine):
 
         async def click(n: int, actor: str):
             try:
-                return await approvals.decide(
+                return await flow.decide(
                     self.world.services[n % 2],
                     approval_id=approval_id,
                     user=actor,
@@ -194,7 +195,7 @@ class WorkflowMachine(WorldMachine):
         event = Event.RESOLVE if resolve else Event.CANCEL
         ok, _ = self.call(
             process,
-            lambda s: workflow.close(
+            lambda s: flow.close(
                 s, incident_id=incident, channel=CHANNEL, user=actor, note="", event=event
             ),
         )
@@ -217,7 +218,7 @@ class WorkflowMachine(WorldMachine):
                     scenario="database",
                     channel=OTHER_CHANNEL,
                 )
-            return await workflow.close(
+            return await flow.close(
                 s,
                 incident_id=incident,
                 channel=OTHER_CHANNEL,
@@ -241,7 +242,7 @@ class WorkflowMachine(WorldMachine):
         )
         for row in due:
             died, _ = self.run_as(
-                process, lambda s, row=row: workflow.fire_deadline(s, deadline_id=row["id"])
+                process, lambda s, row=row: flow.fire_deadline(s, deadline_id=row["id"])
             )
             if died:
                 return
