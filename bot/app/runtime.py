@@ -148,7 +148,13 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
         sync_interval=settings.sync_interval,
     )
     services.schedule_deadline = scheduler.add
-    sender = Sender(pool, client, min_interval=settings.slack_min_interval, poll_interval=1.0)
+    sender = Sender(
+        pool,
+        client,
+        min_interval=settings.slack_min_interval,
+        poll_interval=1.0,
+        bound=settings.run_lease,
+    )
     runtime = Runtime(
         settings,
         runbook,

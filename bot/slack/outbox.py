@@ -4,6 +4,12 @@ Writers call `post` / `update` inside the transaction that changes state, so a m
 exactly when the change happened. Every process runs a `Sender`; a per-channel advisory lock
 makes one of them deliver a channel's messages, oldest first. Edits still waiting for the same
 message are coalesced: only the newest content is sent.
+
+A holder that hangs loses its channel: while it holds the lock its connection is always inside
+a transaction whose `idle_in_transaction_session_timeout` is the bound, and while it awaits
+Slack a keep-alive `select 1` runs every bound/3. A process that goes silent (hung, or its
+database link frozen) has its session ended by the server after the bound, which frees the
+lock; a live holder waiting on a slow Slack keeps it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -20,6 +27,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHANNEL_LOCK_CLASS = 7_100_002  # advisory lock key space: one deliverer per channel
 NOTIFY_CHANNEL = "rollback_outbox"
@@ -116,9 +124,11 @@ class Sender:
         *,
         min_interval: float = 1.0,
         poll_interval: float = 1.0,
+        bound: float = 30.0,
     ) -> None:
         self.pool, self.client = pool, client
         self.min_interval, self.poll_interval = min_interval, poll_interval
+        self.bound = bound  # a holder silent this long loses its channel (the server ends it)
         self._wake = asyncio.Event()
         self._channels: dict[str, asyncio.Task] = {}  # one delivery task per busy channel
 
@@ -181,25 +191,70 @@ class Sender:
         """Deliver a channel's messages oldest first, paced, one process at a time.
 
         The channel's advisory lock is held while one message is sent and recorded, not
-        across the pacing pause, so no pool connection sits idle while we wait.
+        across the pacing pause, so no pool connection sits idle while we wait. From before
+        the lock is taken until after it is released the connection is inside a transaction
+        (`_begin`), so the server ends the session, and the lock with it, if we go silent.
         """
         while True:
             async with self.pool.acquire() as conn:
-                locked = await conn.fetchval(
-                    "select pg_try_advisory_lock($1, hashtext($2))", CHANNEL_LOCK_CLASS, channel
-                )
-                if not locked:
-                    return  # another process is delivering this channel
+                await conn.execute(self._begin())
+                finished = False
                 try:
-                    row = await _head(conn, channel)
-                    if row is None or not await self._deliver(conn, row):
-                        return
-                finally:
-                    await conn.execute(
-                        "select pg_advisory_unlock($1, hashtext($2))", CHANNEL_LOCK_CLASS, channel
+                    locked = await conn.fetchval(
+                        "select pg_try_advisory_lock($1, hashtext($2))", CHANNEL_LOCK_CLASS, channel
                     )
+                    if not locked:
+                        return  # another process is delivering this channel
+                    row = await _head(conn, channel)
+                    going_on = row is not None and await self._deliver(conn, row)
+                    # One query string: the session is never outside a transaction holding it.
+                    await conn.execute("commit; select pg_advisory_unlock_all()")
+                    finished = True
+                finally:
+                    if not finished and not conn.is_closed():
+                        with contextlib.suppress(Exception):
+                            await conn.execute("rollback; select pg_advisory_unlock_all()")
+                if not going_on:
+                    return
             if self.min_interval:
                 await asyncio.sleep(self.min_interval)
+
+    def _begin(self) -> str:
+        milliseconds = max(1, int(self.bound * 1000))
+        return f"begin; set local idle_in_transaction_session_timeout = {milliseconds}"
+
+    async def _away(self, conn: asyncpg.Connection, call: Awaitable[T]) -> T:
+        """Await `call` (Slack, HTTP) while a keep-alive tells the server we are alive.
+
+        The keep-alive is the only user of `conn` meanwhile; it is stopped, and its query
+        finished, before the caller uses `conn` again (asyncpg allows one query at a time, and
+        cancelling one mid-flight could abort the transaction).
+        """
+        stop = asyncio.Event()
+
+        async def keep_alive() -> None:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.bound / 3)
+                if stop.is_set():
+                    return
+                await conn.execute("select 1")
+
+        task = asyncio.create_task(keep_alive())
+        try:
+            return await call
+        except asyncio.CancelledError:
+            task.cancel()  # shutting down: the connection is rolled back or dropped anyway
+            raise
+        finally:
+            stop.set()
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                pass  # whether we still hold the channel is up to the server: the next query says
 
     async def _deliver(self, conn: asyncpg.Connection, row: asyncpg.Record) -> bool:
         """Send one message's newest content; False means stop this channel for now."""
@@ -211,21 +266,26 @@ class Sender:
         )
         payload = latest["payload"]
         # Counted before sending: a retry then knows an earlier attempt may have reached Slack.
+        # Committed in the same query string that opens the next transaction, so the channel
+        # stays guarded without a gap; what follows the send commits with the lock's release.
         await conn.execute("update outbox set attempts = attempts + 1 where id = $1", row["id"])
+        await conn.execute(f"commit; {self._begin()}")
         try:
             if row["ts"] is None:
                 ts = await self._post(conn, row, payload)
-                async with conn.transaction():
-                    await conn.execute(
-                        "update messages set ts = $2, posted_at = now() where key = $1", key, ts
-                    )
-                    await _close(conn, key, latest["id"], "sent")
+                await conn.execute(
+                    "update messages set ts = $2, posted_at = now() where key = $1", key, ts
+                )
+                await _close(conn, key, latest["id"], "sent")
                 return True
-            await self.client.chat_update(
-                channel=row["channel"],
-                ts=row["ts"],
-                text=payload["text"],
-                blocks=payload["blocks"] or [],
+            await self._away(
+                conn,
+                self.client.chat_update(
+                    channel=row["channel"],
+                    ts=row["ts"],
+                    text=payload["text"],
+                    blocks=payload["blocks"] or [],
+                ),
             )
         except SlackApiError as error:
             code = slack_error_code(error)
@@ -239,7 +299,7 @@ class Sender:
                 return await _postpone(conn, row, code)
             log.error("outbox: Slack refused %s %s: %s; giving it up", row["op"], key, code)
             await _close(conn, key, latest["id"], f"failed: {code}")
-            await _tell_requester(payload, code)
+            await self._away(conn, _tell_requester(payload, code))
             await _note_failure(conn, payload, code)
             return True
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
@@ -255,21 +315,29 @@ class Sender:
             )
             if thread_ts is None:
                 raise SlackApiError("thread root was never posted", {"error": "thread_missing"})
-        if row["attempts"] > 0 and (found := await self._find_posted(row, thread_ts)):
+        if row["attempts"] > 0 and (
+            found := await self._away(conn, self._find_posted(row, thread_ts))
+        ):
             log.info(
                 "outbox: %s was already posted (ts %s); not posting again",
                 row["message_key"],
                 found,
             )
             return found
-        response = await self.client.chat_postMessage(
-            channel=row["channel"],
-            text=payload["text"],
-            blocks=payload["blocks"],
-            thread_ts=thread_ts,
-            unfurl_links=False,
-            unfurl_media=False,
-            metadata={"event_type": METADATA_TYPE, "event_payload": {"key": row["message_key"]}},
+        response = await self._away(
+            conn,
+            self.client.chat_postMessage(
+                channel=row["channel"],
+                text=payload["text"],
+                blocks=payload["blocks"],
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={
+                    "event_type": METADATA_TYPE,
+                    "event_payload": {"key": row["message_key"]},
+                },
+            ),
         )
         return response["ts"]
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db.postgres import create_pool, migrate
 from bot.slack import outbox
+from tests.e2e.db_proxy import DatabaseProxy
 from tests.e2e.harness import TOKEN
 from tests.fake_slack.server import FakeSlack
 
@@ -83,3 +86,60 @@ async def test_a_revoked_token_keeps_messages_owed(sending):
     await sender.deliver_all()
     async with pool.acquire() as conn:
         assert await outbox.owed_count(conn) == 1
+
+
+async def test_a_holder_whose_database_link_freezes_loses_the_channel(fresh_database):
+    """A process that goes silent while it holds a channel (here: its database link freezes
+    while Slack is answering it) loses the channel: another process delivers the next message,
+    and finds the first one already posted rather than posting it twice."""
+    await migrate(fresh_database)
+    proxy = DatabaseProxy(fresh_database)
+    await proxy.start()
+    stuck_pool = await create_pool(proxy.dsn, max_size=2)
+    pool = await create_pool(fresh_database, max_size=4)
+    async with FakeSlack() as fake:
+        client = AsyncWebClient(token=TOKEN, base_url=fake.base_url)
+        stuck = outbox.Sender(stuck_pool, client, min_interval=0, bound=2)
+        other = outbox.Sender(pool, client, min_interval=0, bound=2)
+        await owe(pool, outbox.post, channel="C1", key="first", text="first")
+        fake.fail("chat.postMessage", delay=3)  # the holder's post is in flight for a while
+        holder = asyncio.create_task(stuck.deliver_all())
+        try:
+            await fake.wait_for(lambda f: f.calls_to("chat.postMessage"), timeout=30)
+            proxy.freeze()  # the holder can neither record the post nor keep its session up
+            await owe(pool, outbox.post, channel="C1", key="second", text="second")
+            for _ in range(300):
+                await other.deliver_all()
+                async with pool.acquire() as conn:
+                    if await outbox.owed_count(conn) == 0:
+                        break
+                    await conn.execute("update outbox set not_before = now()")  # skip backoff
+                await asyncio.sleep(0.2)
+            assert [m["text"] for m in fake.messages("C1")] == ["first", "second"]
+        finally:
+            proxy.thaw()
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
+            await proxy.cut()
+            stuck_pool.terminate()
+            await pool.close()
+
+
+async def test_a_live_holder_waiting_on_a_slow_slack_keeps_the_channel(sending):
+    """Slack answering more slowly than the bound doesn't cost a live holder its channel."""
+    pool, fake, _ = sending
+    client = AsyncWebClient(token=TOKEN, base_url=fake.base_url)
+    slow = outbox.Sender(pool, client, min_interval=0, bound=1)
+    other = outbox.Sender(pool, client, min_interval=0, bound=1)
+    await owe(pool, outbox.post, channel="C1", key="only", text="only")
+    fake.fail("chat.postMessage", delay=4)
+    holder = asyncio.create_task(slow.deliver_all())
+    await fake.wait_for(lambda f: f.calls_to("chat.postMessage"), timeout=30)
+    while not holder.done():
+        await other.deliver_all()  # finds the channel taken every time
+        await asyncio.sleep(0.2)
+    await holder
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("select outcome, attempts from outbox")
+    assert [(r["outcome"], r["attempts"]) for r in rows] == [("sent", 1)]
+    assert [m["text"] for m in fake.messages("C1")] == ["only"]
