@@ -45,6 +45,7 @@ async def stopped_run(bot, fake, dsn) -> None:
         bot, fake, APPROVER, "rollback_approve", found[-1][0], CHANNEL
     )
     await wait_state(dsn, fake, "waiting")
+    await fake.wait_for(lambda f: buttons(f, "run_retry"), timeout=20)  # the outbox posts them
 
 
 async def test_run_buttons_from_another_channel_change_nothing(start_bot, fake, tmp_path):

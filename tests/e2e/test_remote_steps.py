@@ -98,7 +98,8 @@ async def test_backup_and_rollback_run_on_hosts_and_the_thread_shows_each_host(
     shown = text_of(message)
     assert f"restarting on {app1.port} with no-bot-token no-db-url" in shown
     assert "app2 is down" in shown
-    assert buttons(fake, "run_retry")  # Retry / Abort, as for any failed step
+    # Retry / Abort, as for any failed step (the controls message may come after the step's)
+    assert await fake.wait_for(lambda f: buttons(f, "run_retry"), timeout=20)
 
     answer = (await bot.ask("rehearse remote", user=DECLARER, channel=CHANNEL))["text"]
     assert "1. Restart on both\n" in answer  # no program missing on app1 or app2
