@@ -44,11 +44,10 @@ def environment(*, api_url: str, runbook: Path, data_dir: Path, dsn: str | None)
 async def run_benchmarks(size: Size, *, work: Path, server: str | None = None) -> list[Row]:
     """All rows of the table; `work` holds runbooks, workdirs and every process's log."""
     server = server or database.server_dsn()
-    if size.name == "real":
-        rows = []
+    rows: list[Row] = []
+    if size.name == "real":  # the long ones first, then everything the default run measures
         for section in REAL_SECTIONS:
             rows += await section(work, server)
-        return rows
     runbook = write_scenarios(
         work / "runbook.toml",
         workdir=work,
@@ -58,7 +57,7 @@ async def run_benchmarks(size: Size, *, work: Path, server: str | None = None) -
             **flood.SCENARIOS,
         },
     )
-    rows = await _with_bare_app(size, work, server, runbook)
+    rows += await _with_bare_app(size, work, server, runbook)
     rows += await _runs(size, work, server, runbook)
     env = environment(api_url="", runbook=runbook, data_dir=work / "data", dsn=None)
     rows += await year.measure(size, env, work, server)
