@@ -8,12 +8,18 @@ import pytest
 
 from bot.comms.render import Moment, Text, Who, md_escape, render, sections, to_mrkdwn
 
-T0 = datetime(2031, 11, 24, 3, 0, tzinfo=UTC)
+T0 = datetime(2031, 11, 24, 3, 0, tzinfo=UTC)  # the clock these tests control
+NEXT_ATTEMPT = (T0 + timedelta(days=7)).date().isoformat()
 HOSTILE = "<!channel> @here <@U999> [click](http://evil.example) {{ 7*7 }} **x** www.evil.com"
 
 
 def at(seconds: int) -> Moment:
     return Moment(T0 + timedelta(seconds=seconds))
+
+
+def utc(seconds: int) -> str:
+    """How the post-mortem writes T0 + seconds."""
+    return f"{T0 + timedelta(seconds=seconds):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def notice(**changes) -> dict:
@@ -30,7 +36,7 @@ def notice(**changes) -> dict:
         "checks_ran": True,
         "failed_checks": [],
         "ended_at": at(90),
-        "next_attempt": "2031-12-01",
+        "next_attempt": NEXT_ATTEMPT,
         "on_call": Who("UONCALL01"),
         "data": {"no_loss": True, "compared": True, "lost_rows": 0, "lost": [], "kept": Text("")},
     }
@@ -39,7 +45,7 @@ def notice(**changes) -> dict:
 
 def postmortem(**changes) -> dict:
     context = {
-        "date": "2031-11-24",
+        "date": T0.date().isoformat(),
         "incident": "RB-3",
         "severity": "CRITICAL",
         "scenario": Text("database"),
@@ -103,7 +109,7 @@ def test_verified_notice_claims_restoration_and_keeps_user_text_inert(target):
     text = render("maintenance_notice.md.j2", notice(), target=target)
     assert "No data has been lost" in text
     assert "Services restored:" in text and "Rollback completed:" in text
-    assert "Next attempt scheduled: 2031-12-01" in text
+    assert f"Next attempt scheduled: {NEXT_ATTEMPT}" in text
     assert "{{ 7*7 }}" in text.replace("\\", "")  # shown as typed
     assert_inert(text, target)
 
@@ -136,10 +142,10 @@ def test_postmortem_fills_the_seed_sections_from_the_context():
     for heading in ("## Incident Summary", "## Root Cause", "## Impact", "## Resolution Steps"):
         assert heading in text
     assert "## Preventive Measures" in text and "## Action Items" in text
-    assert "**Start Time**: 2031-11-24 03:00:00 UTC" in text
-    assert "**Detection Time**: 2031-11-24 02:55:00 UTC (declared 5m after detection)" in text
-    assert "**Rollback Approved**: 2031-11-24 03:01:00 UTC by @UAPPROVE1" in text
-    assert "**Resolution Time**: 2031-11-24 03:10:00 UTC" in text
+    assert f"**Start Time**: {utc(0)}" in text
+    assert f"**Detection Time**: {utc(-300)} (declared 5m after detection)" in text
+    assert f"**Rollback Approved**: {utc(60)} by @UAPPROVE1" in text
+    assert f"**Resolution Time**: {utc(600)}" in text
     assert "On-call**: @UONCALL01" in text
     assert_inert(text)
 

@@ -15,6 +15,7 @@ from bot.slack import blocks
 from bot.slack.ids import Action
 
 DECLARED = datetime(2031, 11, 24, 3, 5, tzinfo=UTC)
+DECLARED_UTC = f"{DECLARED:%Y-%m-%d %H:%M} UTC"  # slack_time's fallback text for DECLARED
 HOSTILE = (
     "<!channel> <!here> <!everyone> @channel @Here @EVERYONE <@U0BOSS> <#C0SECRET> "
     "<!subteam^S0ALL> <http://evil.example|click me> & *bold* `code`"
@@ -321,13 +322,13 @@ def test_mention_of_a_user_group_uses_subteam_syntax():
 
 def test_slack_time_shows_the_epoch_and_a_utc_fallback():
     assert blocks.slack_time(DECLARED) == (
-        f"<!date^{int(DECLARED.timestamp())}^{{date_short_pretty}} {{time}}|2031-11-24 03:05 UTC>"
+        f"<!date^{int(DECLARED.timestamp())}^{{date_short_pretty}} {{time}}|{DECLARED_UTC}>"
     )
 
 
 def test_slack_time_fallback_is_in_utc_whatever_the_offset():
     paris = DECLARED.astimezone(timezone(timedelta(hours=1)))
-    assert blocks.slack_time(paris).endswith("|2031-11-24 03:05 UTC>")
+    assert blocks.slack_time(paris).endswith(f"|{DECLARED_UTC}>")
 
 
 @pytest.mark.parametrize("severity", list(Severity))

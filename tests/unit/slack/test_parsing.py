@@ -21,7 +21,11 @@ from bot.slack.parsing import (
 )
 
 SCENARIOS = frozenset({"database", "full"})
-NOW = datetime(2031, 11, 24, 12, 0, tzinfo=UTC)
+NOW = datetime(2031, 11, 24, 12, 0, tzinfo=UTC)  # the clock these tests control
+NEXT = (NOW + timedelta(days=7)).date().isoformat()  # a next attempt, YYYY-MM-DD
+LATER = f"{NOW.year + 1}-02-28"
+NOT_A_DAY = f"{NOW.year}-02-30"
+TODAY = NOW.date().isoformat()
 
 
 def parse(text: str) -> Command:
@@ -65,8 +69,8 @@ GOOD = [
     ("checklist post", Command("checklist", phase="post")),
     ("contacts", Command("contacts")),
     ("notice RB-1", Command("notice", incident_id=1)),
-    ("notice RB-1 next 2031-12-01", Command("notice", incident_id=1, next_attempt="2031-12-01")),
-    ("notice 4 NEXT 2032-02-28", Command("notice", incident_id=4, next_attempt="2032-02-28")),
+    (f"notice RB-1 next {NEXT}", Command("notice", incident_id=1, next_attempt=NEXT)),
+    (f"notice 4 NEXT {LATER}", Command("notice", incident_id=4, next_attempt=LATER)),
     ("postmortem RB-9", Command("postmortem", incident_id=9)),
     ("postmortem RB-9 done", Command("postmortem", incident_id=9, text="done")),
     ("history", Command("history")),
@@ -109,11 +113,11 @@ MALFORMED = [
     ("contacts all", "contacts", "Unexpected `all`"),
     ("notice", "notice", "Say which incident"),
     ("notice RB-1 next", "notice", "next YYYY-MM-DD"),
-    ("notice RB-1 later 2031-12-01", "notice", "next YYYY-MM-DD"),
+    (f"notice RB-1 later {NEXT}", "notice", "next YYYY-MM-DD"),
     ("notice RB-1 next 01/12/2026", "notice", "next YYYY-MM-DD"),
-    ("notice RB-1 next 2031-12-01 09:00", "notice", "next YYYY-MM-DD"),
-    ("notice RB-1 next 2031-13-45", "notice", "`2031-13-45` is not a date"),
-    ("notice RB-1 next 2031-02-30", "notice", "`2031-02-30` is not a date"),
+    (f"notice RB-1 next {NEXT} 09:00", "notice", "next YYYY-MM-DD"),
+    (f"notice RB-1 next {NOW.year}-13-45", "notice", f"`{NOW.year}-13-45` is not a date"),
+    (f"notice RB-1 next {NOT_A_DAY}", "notice", f"`{NOT_A_DAY}` is not a date"),
     ("postmortem", "postmortem", "Say which incident"),
     ("postmortem RB-1 now", "postmortem", "Unexpected `now`"),
     ("history all", "history", "Unexpected `all`"),
@@ -200,8 +204,8 @@ def test_detected_as_a_duration_means_that_long_ago(value, ago):
 
 
 def test_detected_as_iso_time_with_offset_is_stored_in_utc():
-    command = parse("declare low DETECTED=2031-11-24T03:05+01:00 slow")
-    assert command.detected_at == datetime(2031, 11, 24, 2, 5, tzinfo=UTC)
+    command = parse(f"declare low DETECTED={TODAY}T03:05+01:00 slow")
+    assert command.detected_at == NOW.replace(hour=2, minute=5)
     assert command.detected_at.utcoffset() == timedelta(0)
     assert command.text == "slow"
 
@@ -217,7 +221,7 @@ def test_detection_time_in_the_future_is_refused(moment):
         parse(f"declare low detected={moment.isoformat()}")
 
 
-@pytest.mark.parametrize("value", ["2031-11-24T03:05", "2031-11-24", "2031-11-24 03:05"])
+@pytest.mark.parametrize("value", [f"{TODAY}T03:05", TODAY, f"{TODAY} 03:05"])
 def test_detection_time_without_an_offset_is_refused(value):
     with pytest.raises(ParseError, match=r"ISO time with its offset\. Usage"):
         parse(f"declare low detected={value}")
@@ -288,8 +292,8 @@ TOKENS = st.one_of(
             "12",
             "RB-abc",
             "next",
-            "2031-12-01",
-            "2031-02-30",
+            NEXT,
+            NOT_A_DAY,
             "pre",
             "during",
             "post",
