@@ -5,11 +5,8 @@ exactly when the change happened. Every process runs a `Sender`; a per-channel a
 makes one of them deliver a channel's messages, oldest first. Edits still waiting for the same
 message are coalesced: only the newest content is sent.
 
-A holder that hangs loses its channel: while it holds the lock its connection is always inside
-a transaction whose `idle_in_transaction_session_timeout` is the bound, and while it awaits
-Slack a keep-alive `select 1` runs every bound/3. A process that goes silent (hung, or its
-database link frozen) has its session ended by the server after the bound, which frees the
-lock; a live holder waiting on a slow Slack keeps it.
+A holder that hangs loses its channel: while it holds the lock its connection is a guarded
+session (`guarded_session`), which the server ends, freeing the lock, once it goes silent.
 """
 
 from __future__ import annotations
@@ -18,16 +15,17 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import asyncpg
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.guarded_session import begin_guarded, while_away
+from bot.slack.responder import tell_requester
+
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 CHANNEL_LOCK_CLASS = 7_100_002  # advisory lock key space: one deliverer per channel
 NOTIFY_CHANNEL = "rollback_outbox"
@@ -197,7 +195,7 @@ class Sender:
         """
         while True:
             async with self.pool.acquire() as conn:
-                await conn.execute(self._begin())
+                await conn.execute(begin_guarded(self.bound))
                 finished = False
                 try:
                     locked = await conn.fetchval(
@@ -219,43 +217,6 @@ class Sender:
             if self.min_interval:
                 await asyncio.sleep(self.min_interval)
 
-    def _begin(self) -> str:
-        milliseconds = max(1, int(self.bound * 1000))
-        return f"begin; set local idle_in_transaction_session_timeout = {milliseconds}"
-
-    async def _away(self, conn: asyncpg.Connection, call: Awaitable[T]) -> T:
-        """Await `call` (Slack, HTTP) while a keep-alive tells the server we are alive.
-
-        The keep-alive is the only user of `conn` meanwhile; it is stopped, and its query
-        finished, before the caller uses `conn` again (asyncpg allows one query at a time, and
-        cancelling one mid-flight could abort the transaction).
-        """
-        stop = asyncio.Event()
-
-        async def keep_alive() -> None:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.bound / 3)
-                if stop.is_set():
-                    return
-                await conn.execute("select 1")
-
-        task = asyncio.create_task(keep_alive())
-        try:
-            return await call
-        except asyncio.CancelledError:
-            task.cancel()  # shutting down: the connection is rolled back or dropped anyway
-            raise
-        finally:
-            stop.set()
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                task.cancel()
-                raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                pass  # whether we still hold the channel is up to the server: the next query says
-
     async def _deliver(self, conn: asyncpg.Connection, row: asyncpg.Record) -> bool:
         """Send one message's newest content; False means stop this channel for now."""
         key = row["message_key"]
@@ -269,7 +230,7 @@ class Sender:
         # Committed in the same query string that opens the next transaction, so the channel
         # stays guarded without a gap; what follows the send commits with the lock's release.
         await conn.execute("update outbox set attempts = attempts + 1 where id = $1", row["id"])
-        await conn.execute(f"commit; {self._begin()}")
+        await conn.execute(f"commit; {begin_guarded(self.bound)}")
         try:
             if row["ts"] is None:
                 ts = await self._post(conn, row, payload)
@@ -278,7 +239,8 @@ class Sender:
                 )
                 await _close(conn, key, latest["id"], "sent")
                 return True
-            await self._away(
+            await while_away(
+                self.bound,
                 conn,
                 self.client.chat_update(
                     channel=row["channel"],
@@ -299,7 +261,7 @@ class Sender:
                 return await _postpone(conn, row, code)
             log.error("outbox: Slack refused %s %s: %s; giving it up", row["op"], key, code)
             await _close(conn, key, latest["id"], f"failed: {code}")
-            await self._away(conn, _tell_requester(payload, code))
+            await while_away(self.bound, conn, tell_requester(payload, code))
             await _note_failure(conn, payload, code)
             return True
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
@@ -316,7 +278,7 @@ class Sender:
             if thread_ts is None:
                 raise SlackApiError("thread root was never posted", {"error": "thread_missing"})
         if row["attempts"] > 0 and (
-            found := await self._away(conn, self._find_posted(row, thread_ts))
+            found := await while_away(self.bound, conn, self._find_posted(row, thread_ts))
         ):
             log.info(
                 "outbox: %s was already posted (ts %s); not posting again",
@@ -324,7 +286,8 @@ class Sender:
                 found,
             )
             return found
-        response = await self._away(
+        response = await while_away(
+            self.bound,
             conn,
             self.client.chat_postMessage(
                 channel=row["channel"],
@@ -432,19 +395,3 @@ async def _note_failure(conn: asyncpg.Connection, payload: dict, code: str) -> N
             text=f":warning: {sentence} (Slack: {code})",
             thread_key=thread_key,
         )
-
-
-async def _tell_requester(payload: dict, code: str) -> None:
-    """When a message that someone asked for can't be posted, tell them why, privately."""
-    url = payload.get("failure_response_url")
-    if not url:
-        return
-    advice = {
-        "not_in_channel": "Invite me to this channel (`/invite @rollback-bot`), then try again.",
-        "channel_not_found": "I can't see this channel. Invite me to it, then try again.",
-        "is_archived": "This channel is archived. Use another channel.",
-    }.get(code, "Check the bot's logs; the incident is recorded but its thread is not in Slack.")
-    text = f":warning: I couldn't post in this channel ({code}). {advice}"
-    with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
-        async with aiohttp.ClientSession() as session:
-            await session.post(url, json={"response_type": "ephemeral", "text": text}, timeout=5)

@@ -1,7 +1,9 @@
-"""Private answers through a response_url, all over one shared HTTP session."""
+"""Private answers through a response_url: Bolt's respond() over one shared HTTP session, and
+the outbox's word to whoever asked for a message that Slack refused."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import aiohttp
@@ -29,3 +31,19 @@ class SharedRespond:
         return await self.client.send(
             text=text, **{k: v for k, v in fields.items() if k in allowed}
         )
+
+
+async def tell_requester(payload: dict, code: str) -> None:
+    """When a message that someone asked for can't be posted, tell them why, privately."""
+    url = payload.get("failure_response_url")
+    if not url:
+        return
+    advice = {
+        "not_in_channel": "Invite me to this channel (`/invite @rollback-bot`), then try again.",
+        "channel_not_found": "I can't see this channel. Invite me to it, then try again.",
+        "is_archived": "This channel is archived. Use another channel.",
+    }.get(code, "Check the bot's logs; the incident is recorded but its thread is not in Slack.")
+    text = f":warning: I couldn't post in this channel ({code}). {advice}"
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+        async with aiohttp.ClientSession() as session:
+            await session.post(url, json={"response_type": "ephemeral", "text": text}, timeout=5)
