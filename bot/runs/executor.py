@@ -177,15 +177,7 @@ class RunExecutor:
         async with self.services.pool.acquire() as conn:
             try:
                 async with conn.transaction():
-                    stopped = await run_store.set_run_state(
-                        conn,
-                        run_id=run_id,
-                        state="interrupted",
-                        from_states=("running",),
-                        holder=self.services.process_id,
-                        owner=None,
-                    )
-                    if stopped is not None:
+                    if (stopped := await self._stop_running(conn, run_id)) is not None:
                         await outcomes.interrupted(self.services, conn, stopped)
                 return
             except (OSError, asyncpg.InterfaceError):
@@ -193,16 +185,17 @@ class RunExecutor:
             except Exception:
                 log.exception("run %s: the interruption could not be reported", run_id)
             async with conn.transaction():
-                stopped = await run_store.set_run_state(
-                    conn,
-                    run_id=run_id,
-                    state="interrupted",
-                    from_states=("running",),
-                    holder=self.services.process_id,
-                    owner=None,
-                )
-                if stopped is not None:
+                if (stopped := await self._stop_running(conn, run_id)) is not None:
                     await outcomes.interrupted_plainly(conn, stopped)
+
+    async def _stop_running(self, conn, run_id: int):
+        """Our running run, now interrupted and released (None when it isn't ours running)."""
+        return await run_store.leave_running(
+            conn,
+            run_id=run_id,
+            holder=self.services.process_id,
+            state="interrupted",
+        )
 
     async def _renew(self, run_id: int, runner: asyncio.Task, claimed: float) -> None:
         """Keep the lease; if it can't be kept, stop our step before another process may act.

@@ -59,13 +59,11 @@ async def begin(services: Services, run, reporter: RunReporter, refusal: str | N
 async def hand_on(services: Services, run, reporter: RunReporter, index: int) -> None:
     """This process is stopping between steps: queue the run for another process."""
     async with services.pool.acquire() as conn, conn.transaction():
-        queued = await run_store.set_run_state(
+        queued = await run_store.leave_running(
             conn,
             run_id=run["id"],
-            state="queued",
-            from_states=("running",),
             holder=services.process_id,
-            owner=None,
+            state="queued",
         )
         if queued is None or not run["channel"]:
             return
@@ -89,24 +87,20 @@ async def stopped_at_failure(
     """
     if not run["channel"]:
         async with services.pool.acquire() as conn:
-            await run_store.set_run_state(
+            await run_store.leave_running(
                 conn,
                 run_id=run["id"],
-                state="failed",
-                from_states=("running",),
                 holder=services.process_id,
-                owner=None,
+                state="failed",
                 ended_at=datetime.now(UTC),
             )
         return
     async with services.pool.acquire() as conn, conn.transaction():
-        stopped = await run_store.set_run_state(
+        stopped = await run_store.leave_running(
             conn,
             run_id=run["id"],
-            state="waiting",
-            from_states=("running",),
             holder=services.process_id,
-            owner=None,
+            state="waiting",
         )
         if stopped is None:
             return
@@ -140,13 +134,11 @@ async def finish(
     """The run ended: its final state, the thread's last lines, the incident following."""
     async with services.pool.acquire() as conn, conn.transaction():
         now = datetime.now(UTC)
-        done = await run_store.set_run_state(
+        done = await run_store.leave_running(
             conn,
             run_id=run["id"],
-            state=state,
-            from_states=("running",),
             holder=services.process_id,
-            owner=None,
+            state=state,
             ended_at=now,
             verification_passed=verified,
         )

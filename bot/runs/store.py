@@ -150,6 +150,19 @@ async def set_run_state(
     )
 
 
+async def leave_running(conn, *, run_id: int, holder: str, state: str, **changes) -> Record | None:
+    """Our running run moves to `state` and lets go of its owner (None if not ours running)."""
+    return await set_run_state(
+        conn,
+        run_id=run_id,
+        state=state,
+        from_states=("running",),
+        holder=holder,
+        owner=None,
+        **changes,
+    )
+
+
 async def request_stop(conn: asyncpg.Connection, *, run_id: int, user: str) -> Record | None:
     """Ask a running run to stop between steps; None when it isn't running."""
     return await conn.fetchrow(
