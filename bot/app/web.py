@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -57,10 +58,12 @@ async def slack_events(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 once the database answers and the runbook is loaded; 503 otherwise."""
+    """200 once the database answers and the runbook is loaded; 503 otherwise. The body names
+    the process that answered (`pid`): behind a load balancer, which one it was."""
     runtime = request.app.get(RUNTIME)
     if runtime is not None and await runtime.healthy():
-        return web.json_response({"status": "ok", "runbook": str(runtime.runbook.path)})
+        body = {"status": "ok", "runbook": str(runtime.runbook.path), "pid": os.getpid()}
+        return web.json_response(body)
     return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
 
 

@@ -150,9 +150,11 @@ async def start_bot(env: dict[str, str], cwd: Path, log_path: Path, port: int):
         while time.monotonic() < deadline:
             if process.returncode is not None:
                 raise DemoError(f"the bot stopped at start-up; its log: {log_path}")
-            with contextlib.suppress(aiohttp.ClientError):
+            with contextlib.suppress(aiohttp.ClientError, ValueError):
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
+                    # Only our process counts: another one may hold the port if ours couldn't
+                    # bind it (then ours exits, and the loop above says so).
+                    if response.status == 200 and (await response.json()).get("pid") == process.pid:
                         return process
             await asyncio.sleep(0.1)
     process.kill()

@@ -71,6 +71,7 @@ async def test_hostile_command_texts_are_answered_and_inject_nothing(start_bot, 
     await asyncio.sleep(1.0)
     async with aiohttp.ClientSession() as session, session.get(bot.url + "/healthz") as health:
         assert health.status == 200
+        assert (await health.json())["pid"] == bot.process.pid  # this process, not another
     import os
 
     assert not os.path.exists("/tmp/pwned-by-rollback-bot")
