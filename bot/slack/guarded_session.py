@@ -26,6 +26,18 @@ def begin_guarded(bound: float) -> str:
     return f"begin; set local idle_in_transaction_session_timeout = {milliseconds}"
 
 
+async def abandon(conn: asyncpg.Connection) -> None:
+    """End a guarded session's work that did not finish: roll back and free its session-level
+    locks, or, when the session can't be told to, terminate it, so the server frees them.
+    (The pool does not reset locks on release: `bot.db.postgres`.)"""
+    try:
+        await conn.execute("rollback; select pg_advisory_unlock_all()")
+    except BaseException as error:
+        conn.terminate()
+        if not isinstance(error, Exception):
+            raise
+
+
 async def while_away(bound: float, conn: asyncpg.Connection, call: Awaitable[T]) -> T:
     """Await `call` (Slack, HTTP) while a keep-alive tells the server we are alive.
 

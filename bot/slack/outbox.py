@@ -22,7 +22,7 @@ import asyncpg
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.guarded_session import begin_guarded, while_away
+from bot.slack.guarded_session import abandon, begin_guarded, while_away
 from bot.slack.responder import tell_requester
 
 log = logging.getLogger(__name__)
@@ -210,8 +210,7 @@ class Sender:
                     finished = True
                 finally:
                     if not finished and not conn.is_closed():
-                        with contextlib.suppress(Exception):
-                            await conn.execute("rollback; select pg_advisory_unlock_all()")
+                        await abandon(conn)
                 if not going_on:
                     return
             if self.min_interval:
