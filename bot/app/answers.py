@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from bot.comms.history import history_text
 from bot.incidents import access, store
-from bot.incidents.flow import pick_incident
 from bot.lifecycle import format_id
-from bot.services import Services
+from bot.services import Refusal, Services
 from bot.slack import blocks
 from bot.slack.parsing import USAGE
 
@@ -40,36 +39,27 @@ def help_text(scenario_keys: list[str]) -> str:
 async def status(services: Services, *, incident_id: int | None, channel: str) -> str:
     """One incident's state and its latest audit rows; or the channel's open incidents."""
     async with services.pool.acquire() as conn:
-        if incident_id is None:
-            open_here = await store.open_incidents(conn, channel=channel)
-            if len(open_here) != 1:
-                if not open_here:
-                    return (
-                        "No open incidents in this channel. `/rollback history` lists recent ones."
-                    )
-                return "Open incidents here:\n" + "\n".join(
-                    blocks.incident_line(i) for i in open_here[:20]
-                )
-            incident = open_here[0]  # the channel's only open incident: no second query
-        else:
-            incident = await pick_incident(
-                conn, incident_id=incident_id, channel=channel, verb="status"
-            )
-            access.readable_here(incident, channel)
-        events = await conn.fetch(
-            "select * from (select * from events where incident_id = $1 order by id desc limit 8)"
-            " latest order by id",
-            incident["id"],
+        found = await store.with_latest_events(conn, incident_id=incident_id, channel=channel)
+    if incident_id is not None and not found:
+        raise Refusal(
+            f"There is no incident {format_id(incident_id)}. `/rollback history` lists them."
         )
+    if incident_id is None and len(found) != 1:
+        if not found:
+            return "No open incidents in this channel. `/rollback history` lists recent ones."
+        return "Open incidents here:\n" + "\n".join(blocks.incident_line(i) for i, _ in found[:20])
+    incident, events = found[0]
+    access.readable_here(incident, channel)
     lines = [blocks.incident_line(incident)]
     if incident["scenario"]:
         lines.append(
             f"Scenario `{incident['scenario']}` — {services.scenario_title(incident['scenario'])}"
         )
     for event in events:
-        actor = "the bot" if event["actor"] == "bot" else blocks.mention(event["actor"])
-        what = _EVENT_TEXT.get(event["kind"], event["kind"].replace("_", " "))
-        lines.append(f"• {blocks.slack_time(event['at'])} {actor}: {what}")
+        actor = event["event_actor"]
+        actor = "the bot" if actor == "bot" else blocks.mention(actor)
+        what = _EVENT_TEXT.get(event["event_kind"], event["event_kind"].replace("_", " "))
+        lines.append(f"• {blocks.slack_time(event['event_at'])} {actor}: {what}")
     return "\n".join(lines)
 
 

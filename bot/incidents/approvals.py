@@ -134,13 +134,14 @@ async def decide(
     by the vote that completes it.
     """
     async with services.pool.acquire() as conn:
-        approval = await store.get_approval(conn, approval_id=approval_id)
+        approval = await store.clicked_approval(conn, approval_id=approval_id)
         if approval is None:
             raise Refusal("That approval request doesn't exist (it may be from another bot).")
-        incident = await store.get_incident(conn, incident_id=approval["incident_id"])
-        access.in_own_channel(incident, channel, "approve or reject its rollback")
+        where = {"id": approval["incident_id"], "channel": approval["incident_channel"]}
+        access.in_own_channel(where, channel, "approve or reject its rollback")
         if approval["state"] != "pending":
-            raise Refusal(await _state_now(conn, approval, incident))
+            raise Refusal(_said_of(approval, where, approval["pending_id"]))
+        incident = await store.get_incident(conn, incident_id=approval["incident_id"])
         await access.may_decide(conn, services, user=user, incident=incident)
         scenario = services.runbook.scenario(approval["scenario"])
         if approve and services.scenario_refusal is not None and scenario is not None:
@@ -255,6 +256,13 @@ async def _why_no_vote(conn, services: Services, approval_id: int, incident, use
 
 async def _state_now(conn, approval, incident) -> str:
     """What a stale click is told: the request's state now, and any newer request."""
+    newer = await store.pending_approval(conn, incident_id=incident["id"])
+    return _said_of(approval, incident, newer["id"] if newer is not None else None)
+
+
+def _said_of(approval, incident, pending_id: int | None) -> str:
+    """A decided request's state, said to whoever clicked it; `pending_id`: the incident's
+    request still waiting, if any."""
     rid = format_id(incident["id"])
     state = approval["state"]
     who = f" by {blocks.mention(approval['decided_by'])}" if approval["decided_by"] else ""
@@ -267,8 +275,7 @@ async def _state_now(conn, approval, incident) -> str:
         said = f"This approval request was withdrawn when {rid} was closed; nothing changed."
     else:
         said = f"This request was already {state}{who}; nothing changed."
-    newer = await store.pending_approval(conn, incident_id=incident["id"])
-    if newer is not None and newer["id"] != approval["id"]:
+    if pending_id is not None and pending_id != approval["id"]:
         said += " A newer request is waiting in the thread; use its buttons."
     return said
 

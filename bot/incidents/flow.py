@@ -54,9 +54,6 @@ async def declare(
             declared_by=user,
             detected_at=detected_at,
         )
-        await approval_store.add_requester(
-            conn, incident_id=incident["id"], user=user, part="declared"
-        )
         text, root = blocks.incident_root(incident, services.scenario_title(scenario))
         await outbox.post(
             conn,

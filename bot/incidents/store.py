@@ -23,11 +23,22 @@ async def insert_incident(
     declared_by: str,
     detected_at: datetime | None,
 ) -> Record:
-    """Create the incident in its first state and write the `declare` audit row."""
+    """Create the incident in its first state, with its `declare` audit row and its declarer
+    recorded as the first of its requesters (the approval rule's "took part in asking").
+
+    One statement: a declare is acknowledged only once committed, so every round trip here
+    is waited for by the person who typed it.
+    """
     state = next_state(None, Event.DECLARE)
-    incident = await conn.fetchrow(
-        "insert into incidents (channel, severity, scenario, summary, state, declared_by,"
-        " detected_at) values ($1, $2, $3, $4, $5, $6, $7) returning *",
+    return await conn.fetchrow(
+        "with incident as ("
+        " insert into incidents (channel, severity, scenario, summary, state, declared_by,"
+        " detected_at) values ($1, $2, $3, $4, $5, $6, $7) returning *),"
+        " audit as (insert into events (incident_id, actor, kind, to_state, detail)"
+        " select id, $6, $8, $5, $9::jsonb from incident),"
+        " requester as (insert into incident_requesters (incident_id, user_id, part)"
+        " select id, $6, 'declared' from incident where $6 <> 'bot')"
+        " select * from incident",
         channel,
         severity,
         scenario,
@@ -35,16 +46,9 @@ async def insert_incident(
         state.value,
         declared_by,
         detected_at,
+        str(Event.DECLARE),
+        {"severity": severity, "scenario": scenario},
     )
-    await record_event(
-        conn,
-        incident_id=incident["id"],
-        actor=declared_by,
-        kind=Event.DECLARE,
-        to_state=state,
-        detail={"severity": severity, "scenario": scenario},
-    )
-    return incident
 
 
 async def record_event(
@@ -123,6 +127,31 @@ async def open_incidents(conn: asyncpg.Connection, *, channel: str | None = None
     )
 
 
+async def with_latest_events(
+    conn: asyncpg.Connection, *, incident_id: int | None, channel: str, limit: int = 8
+) -> list[tuple[Record, list[Record]]]:
+    """The incident `incident_id` (any channel), else `channel`'s open incidents newest first;
+    each with its latest `limit` audit rows, oldest first. One query: `/rollback status`."""
+    rows = await conn.fetch(
+        "select i.*, e.at as event_at, e.actor as event_actor, e.kind as event_kind"
+        " from incidents i left join lateral (select id, at, actor, kind from events"
+        "  where incident_id = i.id order by id desc limit $4) e on true"
+        " where case when $1::bigint is null then i.state <> all($2::text[]) and i.channel = $3"
+        "  else i.id = $1 end"
+        " order by i.id desc, e.id",
+        incident_id,
+        list(_OPEN),
+        channel,
+        limit,
+    )
+    found: dict[int, tuple[Record, list[Record]]] = {}
+    for row in rows:
+        _, events = found.setdefault(row["id"], (row, []))
+        if row["event_at"] is not None:
+            events.append(row)
+    return list(found.values())
+
+
 async def recent_incidents(conn: asyncpg.Connection, *, limit: int = 10) -> list[Record]:
     """The latest incidents, newest first."""
     return await conn.fetch("select * from incidents order by id desc limit $1", limit)
@@ -152,6 +181,18 @@ async def insert_approval(
 async def get_approval(conn: asyncpg.Connection, *, approval_id: int) -> Record | None:
     """The approval row, or None."""
     return await conn.fetchrow("select * from approvals where id = $1", approval_id)
+
+
+async def clicked_approval(conn: asyncpg.Connection, *, approval_id: int) -> Record | None:
+    """The approval row, with its incident's `channel` (as `incident_channel`) and the id of
+    that incident's pending request (`pending_id`, None if none): all a stale click's answer
+    needs, in one query."""
+    return await conn.fetchrow(
+        "select a.*, i.channel as incident_channel, (select p.id from approvals p"
+        "  where p.incident_id = a.incident_id and p.state = 'pending') as pending_id"
+        " from approvals a join incidents i on i.id = a.incident_id where a.id = $1",
+        approval_id,
+    )
 
 
 async def pending_approval(conn: asyncpg.Connection, *, incident_id: int) -> Record | None:

@@ -28,7 +28,7 @@ from bot.slack.responder import tell_requester
 log = logging.getLogger(__name__)
 
 CHANNEL_LOCK_CLASS = 7_100_002  # advisory lock key space: one deliverer per channel
-NOTIFY_CHANNEL = "rollback_outbox"
+NOTIFY_CHANNEL = "rollback_outbox"  # notified by the database on every insert (migration 011)
 METADATA_TYPE = "rollback_bot_message"  # every post carries its outbox key in its metadata
 # Slack errors that retrying cannot fix: the message is given up and the reason logged.
 PERMANENT_ERRORS = frozenset(
@@ -71,19 +71,21 @@ async def post(
     `failure_note` (thread key, sentence) is posted in that thread with Slack's reason.
     """
     key = key or f"m/{uuid.uuid4().hex}"
-    await conn.execute(
-        "insert into messages (key, channel, thread_key) values ($1, $2, $3)",
-        key,
-        channel,
-        thread_key,
-    )
     payload = {
         "text": text,
         "blocks": blocks,
         "failure_response_url": failure_response_url,
         "failure_note": failure_note,
     }
-    await _enqueue(conn, key=key, op="post", payload=payload)
+    await conn.execute(
+        "with message as (insert into messages (key, channel, thread_key)"
+        " values ($1, $2, $3) returning key)"
+        " insert into outbox (message_key, op, payload) select key, 'post', $4::jsonb from message",
+        key,
+        channel,
+        thread_key,
+        payload,
+    )
     return key
 
 
@@ -91,14 +93,11 @@ async def update(
     conn: asyncpg.Connection, *, key: str, text: str, blocks: list[dict[str, Any]] | None = None
 ) -> None:
     """Owe an edit of the message `key` (posted earlier, or still owed)."""
-    await _enqueue(conn, key=key, op="update", payload={"text": text, "blocks": blocks})
-
-
-async def _enqueue(conn: asyncpg.Connection, *, key: str, op: str, payload: dict) -> None:
     await conn.execute(
-        "insert into outbox (message_key, op, payload) values ($1, $2, $3)", key, op, payload
+        "insert into outbox (message_key, op, payload) values ($1, 'update', $2)",
+        key,
+        {"text": text, "blocks": blocks},
     )
-    await conn.execute("select pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 def slack_error_code(error: SlackApiError) -> str:

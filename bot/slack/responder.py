@@ -11,10 +11,24 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 
 class SharedRespond:
-    """Drop-in for Bolt's `respond()`: same keywords, but no new connection per answer."""
+    """Drop-in for Bolt's `respond()`: same keywords, but no new connection per answer.
+
+    The webhook client is made on the first answer: most requests are answered in their
+    acknowledgement and never call it, and making one costs more than the request's own work.
+    """
 
     def __init__(self, response_url: str, session: aiohttp.ClientSession) -> None:
-        self.client = AsyncWebhookClient(url=response_url, session=session, timeout=10)
+        self.response_url, self.session = response_url, session
+        self._client: AsyncWebhookClient | None = None
+
+    @property
+    def client(self) -> AsyncWebhookClient:
+        """The webhook client for this response_url, made once."""
+        if self._client is None:
+            self._client = AsyncWebhookClient(
+                url=self.response_url, session=self.session, timeout=10
+            )
+        return self._client
 
     async def __call__(self, text: str | None = None, **fields: Any) -> Any:
         """POST a message to the response_url (ephemeral unless `response_type` says not)."""
