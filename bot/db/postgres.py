@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
@@ -41,10 +42,29 @@ async def _back_to_pool(conn: asyncpg.Connection) -> None:
     connection's listeners. The bot keeps no other session state on a pooled connection: no
     session `SET`, no cursor outside a transaction, and its one session-level lock (the
     outbox's channel lock) is released in the query that ends the delivery, or the session is
-    terminated when that fails (`bot.slack.outbox`). asyncpg's default reset would send
+    terminated when that fails (`bot.slack.outbox`); the outbox sender's LISTEN is undone,
+    or its session terminated, when it stops (`give_back`). asyncpg's default reset would send
     `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release: one more
     database round trip on every acknowledgement (a quarter of a `status` ack's).
     """
+
+
+async def give_back(
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    undo: Callable[[asyncpg.Connection], Awaitable[object]],
+) -> None:
+    """Release `conn` once `undo(conn)` has cleared the session state it took, or, when the
+    session can't be told to (it failed, or we were cancelled), terminated, so the server
+    drops it."""
+    try:
+        await undo(conn)
+    except BaseException as error:
+        conn.terminate()
+        if not isinstance(error, Exception):
+            raise
+    finally:
+        await pool.release(conn)
 
 
 async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:

@@ -22,6 +22,7 @@ import asyncpg
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.db.postgres import give_back
 from bot.slack.guarded_session import abandon, begin_guarded, while_away
 from bot.slack.responder import tell_requester
 
@@ -140,11 +141,11 @@ class Sender:
         """Deliver until cancelled; LISTEN wakes it when any process owes something."""
         listener = None
         try:
-            listener = await self.pool.acquire()
-            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError):
-            log.warning("outbox: no LISTEN connection; polling only")
-        try:
+            try:
+                listener = await self.pool.acquire()
+                await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            except (OSError, asyncpg.PostgresError):
+                log.warning("outbox: no LISTEN connection; polling only")
             while True:
                 self._wake.clear()
                 try:
@@ -157,11 +158,13 @@ class Sender:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
             if listener is not None:
-                with contextlib.suppress(Exception):
-                    await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                    await self.pool.release(listener)
+                await give_back(self.pool, listener, self._unlisten)
             for task in self._channels.values():
                 task.cancel()
+
+    async def _unlisten(self, conn: asyncpg.Connection) -> None:
+        await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)  # asyncpg's side
+        await conn.execute("unlisten *")  # the server's: an unanswered LISTEN may have held
 
     async def dispatch(self) -> None:
         """Start a delivery task for each channel that has due messages and none running.
