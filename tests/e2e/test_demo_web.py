@@ -50,7 +50,11 @@ async def test_demo_page_follows_the_incident_live_and_shows_edits_in_place(
             await page.goto(served.url)
             assert await page.locator(".msg").count() == 0
             demo = asyncio.create_task(play_demo(options, transcript, page_url=served.url))
-            await page.wait_for_function("document.querySelectorAll('.msg').length >= 3")
+            # The demo starts its own bot and database first: on a loaded machine that alone
+            # has taken longer than Playwright's default 30 s, so wait as long as for the demo.
+            await page.wait_for_function(
+                "document.querySelectorAll('.msg').length >= 3", timeout=120_000
+            )
             early = await page.locator(".msg").count()
             await asyncio.wait_for(demo, 120)
             await page.wait_for_selector("body[data-finished=true]", state="attached")
