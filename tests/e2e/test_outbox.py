@@ -143,3 +143,25 @@ async def test_a_live_holder_waiting_on_a_slow_slack_keeps_the_channel(sending):
         rows = await conn.fetch("select outcome, attempts from outbox")
     assert [(r["outcome"], r["attempts"]) for r in rows] == [("sent", 1)]
     assert [m["text"] for m in fake.messages("C1")] == ["only"]
+
+
+async def test_a_post_slack_got_but_the_bot_never_recorded_is_not_posted_twice(sending):
+    """An attempt whose outcome is unknown (counted, no ts stored): the next delivery finds the
+    message in the channel by its metadata and records it, instead of posting it again. The
+    fake's timestamps are the moment of posting, as Slack's are, so the lookup from the row's
+    `created_at` sees it."""
+    pool, fake, sender = sending
+    await owe(pool, outbox.post, channel="C1", key="once", text="once")
+    client = AsyncWebClient(token=TOKEN, base_url=fake.base_url)
+    sent = await client.chat_postMessage(  # what the lost attempt had delivered
+        channel="C1",
+        text="once",
+        metadata={"event_type": outbox.METADATA_TYPE, "event_payload": {"key": "once"}},
+    )
+    async with pool.acquire() as conn:
+        await conn.execute("update outbox set attempts = 1 where message_key = 'once'")
+    await sender.deliver_all()
+    assert [m["text"] for m in fake.messages("C1")] == ["once"]
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("select ts from messages where key = 'once'") == sent["ts"]
+        assert await outbox.owed_count(conn) == 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 from typing import Any
 
-# Slack timestamps are "<unix seconds>.<6 digits>"; ours count up from here so they are
-# unique, increasing, and the same from one test run to the next.
-_TS_BASE = 1_700_000_000
+# Slack timestamps are "<unix seconds>.<6 digits>" of the moment of posting; ours count up
+# from the second the stand-in started, so they are unique, increasing and near the real
+# clock (the outbox looks for a message it may already have posted from the row's
+# `created_at` on: timestamps from another year would never be found).
 
 
 def _as_float(ts: Any) -> float:
@@ -18,14 +20,15 @@ def _as_float(ts: Any) -> float:
 class Channels:
     """Messages per channel, with edits applied and deleted messages removed."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: int | None = None) -> None:
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._tick = itertools.count(100, 100)
+        self.base = int(time.time()) if base is None else base  # unix seconds of the first ts
 
     def next_ts(self) -> str:
         """A fresh, unique message timestamp, later than every earlier one."""
         n = next(self._tick)
-        return f"{_TS_BASE + n // 1_000_000}.{n % 1_000_000:06d}"
+        return f"{self.base + n // 1_000_000}.{n % 1_000_000:06d}"
 
     def post(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
         """Store `message` (None values dropped) under a new ts; return a copy of it."""
