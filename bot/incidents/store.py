@@ -132,17 +132,19 @@ async def with_latest_events(
 ) -> list[tuple[Record, list[Record]]]:
     """The incident `incident_id` (any channel), else `channel`'s open incidents newest first;
     each with its latest `limit` audit rows, oldest first. One query: `/rollback status`."""
+    # Two texts rather than one with a CASE: each is a plain index lookup (by id; by channel).
+    which, args = (
+        ("i.id = $2", (incident_id,))
+        if incident_id is not None
+        else ("i.channel = $2 and i.state <> all($3::text[])", (channel, list(_OPEN)))
+    )
     rows = await conn.fetch(
         "select i.*, e.at as event_at, e.actor as event_actor, e.kind as event_kind"
         " from incidents i left join lateral (select id, at, actor, kind from events"
-        "  where incident_id = i.id order by id desc limit $4) e on true"
-        " where case when $1::bigint is null then i.state <> all($2::text[]) and i.channel = $3"
-        "  else i.id = $1 end"
-        " order by i.id desc, e.id",
-        incident_id,
-        list(_OPEN),
-        channel,
+        "  where incident_id = i.id order by id desc limit $1) e on true"
+        f" where {which} order by i.id desc, e.id",
         limit,
+        *args,
     )
     found: dict[int, tuple[Record, list[Record]]] = {}
     for row in rows:
