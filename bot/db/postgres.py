@@ -49,20 +49,27 @@ async def _back_to_pool(conn: asyncpg.Connection) -> None:
     """
 
 
-async def give_back(
-    pool: asyncpg.Pool,
-    conn: asyncpg.Connection,
-    undo: Callable[[asyncpg.Connection], Awaitable[object]],
+async def undo_or_terminate(
+    conn: asyncpg.Connection, undo: Callable[[asyncpg.Connection], Awaitable[object]]
 ) -> None:
-    """Release `conn` once `undo(conn)` has cleared the session state it took, or, when the
-    session can't be told to (it failed, or we were cancelled), terminated, so the server
-    drops it."""
+    """Clear the session state `conn` took with `undo(conn)`, or, when the session can't be
+    told to (it failed, or we were cancelled), terminate it, so the server drops that state."""
     try:
         await undo(conn)
     except BaseException as error:
         conn.terminate()
         if not isinstance(error, Exception):
             raise
+
+
+async def give_back(
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    undo: Callable[[asyncpg.Connection], Awaitable[object]],
+) -> None:
+    """Release `conn` to `pool` once its session state is undone or the session terminated."""
+    try:
+        await undo_or_terminate(conn, undo)
     finally:
         await pool.release(conn)
 

@@ -17,6 +17,8 @@ from typing import TypeVar
 
 import asyncpg
 
+from bot.db.postgres import undo_or_terminate
+
 T = TypeVar("T")
 
 
@@ -30,12 +32,11 @@ async def abandon(conn: asyncpg.Connection) -> None:
     """End a guarded session's work that did not finish: roll back and free its session-level
     locks, or, when the session can't be told to, terminate it, so the server frees them.
     (The pool does not reset locks on release: `bot.db.postgres`.)"""
-    try:
-        await conn.execute("rollback; select pg_advisory_unlock_all()")
-    except BaseException as error:
-        conn.terminate()
-        if not isinstance(error, Exception):
-            raise
+    await undo_or_terminate(conn, _roll_back_and_unlock)
+
+
+async def _roll_back_and_unlock(conn: asyncpg.Connection) -> None:
+    await conn.execute("rollback; select pg_advisory_unlock_all()")
 
 
 async def while_away(bound: float, conn: asyncpg.Connection, call: Awaitable[T]) -> T:

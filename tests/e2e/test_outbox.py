@@ -165,3 +165,28 @@ async def test_a_post_slack_got_but_the_bot_never_recorded_is_not_posted_twice(s
     async with pool.acquire() as conn:
         assert await conn.fetchval("select ts from messages where key = 'once'") == sent["ts"]
         assert await outbox.owed_count(conn) == 0
+
+
+async def test_the_database_notifies_the_senders_when_an_owing_transaction_commits(
+    sending, fresh_database
+):
+    """Migration 011: an owed message wakes every sender at the commit of the transaction that
+    owes it (no writer sends its own notify); a rolled-back one wakes nobody."""
+    pool, _, _ = sending
+    heard: asyncio.Queue = asyncio.Queue()
+    listener = await asyncpg.connect(fresh_database)
+    try:
+        await listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *args: heard.put_nowait(args))
+        async with pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await outbox.post(conn, channel="C1", key="undone", text="undone")
+                    raise RuntimeError("roll back")
+            except RuntimeError:
+                pass
+        await asyncio.sleep(0.3)
+        assert heard.empty()
+        await owe(pool, outbox.post, channel="C1", key="owed", text="owed")
+        await asyncio.wait_for(heard.get(), 5)
+    finally:
+        await listener.close()

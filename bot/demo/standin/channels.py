@@ -20,10 +20,10 @@ def _as_float(ts: Any) -> float:
 class Channels:
     """Messages per channel, with edits applied and deleted messages removed."""
 
-    def __init__(self, base: int | None = None) -> None:
+    def __init__(self) -> None:
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._tick = itertools.count(100, 100)
-        self.base = int(time.time()) if base is None else base  # unix seconds of the first ts
+        self.base = int(time.time())  # unix seconds of the first ts
 
     def next_ts(self) -> str:
         """A fresh, unique message timestamp, later than every earlier one."""
