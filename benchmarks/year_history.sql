@@ -143,8 +143,9 @@ select key, case when ord = 12 then 'CNOTICE01' else channel end, thread,
        t + ord * interval '2 seconds'
 from plan_messages order by thread nulls first, g, ord;
 
-insert into outbox (message_key, op, payload, created_at, not_before, attempts, done_at, outcome)
-select key, case when n = 0 then 'post' else 'update' end,
+insert into outbox (message_key, channel, op, payload, created_at, not_before, attempts, done_at,
+                    outcome)
+select key, case when ord = 12 then 'CNOTICE01' else channel end, case when n = 0 then 'post' else 'update' end,
        jsonb_build_object(
            'text', 'RB-' || g || ' message ' || ord || ' version ' || n,
            'blocks', jsonb_build_array(jsonb_build_object(

@@ -5,6 +5,7 @@ Closing an incident and firing a deadline hand off to runs and comms, so they ar
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import asyncpg
@@ -44,9 +45,11 @@ async def declare(
             keys = ", ".join(s.key for s in services.runbook.scenarios)
             raise Refusal(f"A {severity} incident needs a rollback scenario. Say which: {keys}.")
         scenario = services.runbook.scenarios[0].key
-    async with services.pool.acquire() as conn, conn.transaction():
-        incident = await store.insert_incident(
-            conn,
+    async with services.pool.acquire() as conn:
+        incident_id, declared_at = await store.reserve_incident(conn)
+        incident = store.new_incident(
+            incident_id=incident_id,
+            declared_at=declared_at,
             channel=channel,
             severity=severity.value,
             scenario=scenario,
@@ -55,15 +58,15 @@ async def declare(
             detected_at=detected_at,
         )
         text, root = blocks.incident_root(incident, services.scenario_title(scenario))
-        await outbox.post(
-            conn,
-            channel=channel,
-            text=text,
-            blocks=root,
-            key=root_key(incident["id"]),
-            failure_response_url=response_url,
+        owed = outbox.OwedPost(
+            channel, text, root, key=root_key(incident_id), failure_response_url=response_url
         )
-        deadlines = await _apply_policy(conn, services, incident, severity, actor=user)
+        # The policy's own writes (a deadline, an approval request) commit with the incident;
+        # without them the insert is one statement, atomic alone.
+        more = decision.request_approval_now or decision.schedule_high_deadline
+        async with conn.transaction() if more else contextlib.nullcontext():
+            incident = await store.insert_incident(conn, incident, root=owed)
+            deadlines = await _apply_policy(conn, services, incident, severity, actor=user)
     for deadline in deadlines:
         services.schedule_deadline(deadline)
     return f"Declared {format_id(incident['id'])}. Its thread is the incident's log."

@@ -8,46 +8,82 @@ from typing import Any
 import asyncpg
 
 from bot.lifecycle import CLOSED_STATES, Event, InvalidTransition, State, next_state
+from bot.slack.outbox import OwedPost
 
 Record = asyncpg.Record
 _OPEN = tuple(s.value for s in CLOSED_STATES)
 
 
-async def insert_incident(
-    conn: asyncpg.Connection,
+async def reserve_incident(conn: asyncpg.Connection) -> tuple[int, datetime]:
+    """A new incident's id and declaration time (the database's clock), before its insert.
+
+    So its thread's first message can be rendered and owed in the insert's own statement.
+    An id reserved and never inserted (the insert failed) leaves a gap, as a rolled-back
+    insert always did.
+    """
+    row = await conn.fetchrow(
+        "select nextval(pg_get_serial_sequence('incidents', 'id')) as id, now() as at"
+    )
+    return row["id"], row["at"]
+
+
+def new_incident(
     *,
+    incident_id: int,
+    declared_at: datetime,
     channel: str,
     severity: str,
     scenario: str | None,
     summary: str,
     declared_by: str,
     detected_at: datetime | None,
-) -> Record:
-    """Create the incident in its first state, with its `declare` audit row and its declarer
-    recorded as the first of its requesters (the approval rule's "took part in asking").
+) -> dict[str, Any]:
+    """The row `insert_incident` will write, for rendering before it is written."""
+    return {
+        "id": incident_id,
+        "channel": channel,
+        "severity": severity,
+        "scenario": scenario,
+        "summary": summary,
+        "state": next_state(None, Event.DECLARE).value,
+        "declared_by": declared_by,
+        "declared_at": declared_at,
+        "detected_at": detected_at,
+    }
 
-    One statement: a declare is acknowledged only once committed, so every round trip here
-    is waited for by the person who typed it.
+
+async def insert_incident(
+    conn: asyncpg.Connection, incident: dict[str, Any], *, root: OwedPost
+) -> Record:
+    """Create the incident (from `new_incident`) in its first state, with its `declare` audit
+    row, its declarer recorded as the first of its requesters (the approval rule's "took part
+    in asking"), and its thread's first message owed.
+
+    One statement, so atomic without a transaction: a declare is acknowledged only once
+    committed, so every round trip here is waited for by the person who typed it.
     """
-    state = next_state(None, Event.DECLARE)
     return await conn.fetchrow(
         "with incident as ("
-        " insert into incidents (channel, severity, scenario, summary, state, declared_by,"
-        " detected_at) values ($1, $2, $3, $4, $5, $6, $7) returning *),"
+        " insert into incidents (id, channel, severity, scenario, summary, state, declared_by,"
+        " declared_at, detected_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *),"
         " audit as (insert into events (incident_id, actor, kind, to_state, detail)"
-        " select id, $6, $8, $5, $9::jsonb from incident),"
+        " select id, $7, $10, $6, $11::jsonb from incident),"
         " requester as (insert into incident_requesters (incident_id, user_id, part)"
-        " select id, $6, 'declared' from incident where $6 <> 'bot')"
+        " select id, $7, 'declared' from incident where $7 <> 'bot'),"
+        f" {root.ctes(12)}"
         " select * from incident",
-        channel,
-        severity,
-        scenario,
-        summary,
-        state.value,
-        declared_by,
-        detected_at,
+        incident["id"],
+        incident["channel"],
+        incident["severity"],
+        incident["scenario"],
+        incident["summary"],
+        incident["state"],
+        incident["declared_by"],
+        incident["declared_at"],
+        incident["detected_at"],
         str(Event.DECLARE),
-        {"severity": severity, "scenario": scenario},
+        {"severity": incident["severity"], "scenario": incident["scenario"]},
+        *root.args(),
     )
 
 

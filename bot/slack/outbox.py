@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL_LOCK_CLASS = 7_100_002  # advisory lock key space: one deliverer per channel
 NOTIFY_CHANNEL = "rollback_outbox"  # notified by the database on every insert (migration 011)
+DISPATCH_GAP = 0.05  # seconds: at most 20 looks for due messages a second, however busy
 METADATA_TYPE = "rollback_bot_message"  # every post carries its outbox key in its metadata
 # Slack errors that retrying cannot fix: the message is given up and the reason logged.
 PERMANENT_ERRORS = frozenset(
@@ -55,6 +57,43 @@ SETUP_ERRORS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class OwedPost:
+    """A new message to owe, as common table expressions another statement can carry.
+
+    A writer whose change and message must commit together, and whose answer waits for the
+    commit, owes the message in its own statement rather than one more round trip.
+    """
+
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    key: str = field(default_factory=lambda: f"m/{uuid.uuid4().hex}")
+    thread_key: str | None = None
+    failure_response_url: str | None = None
+    failure_note: tuple[str, str] | None = None
+
+    def ctes(self, first: int) -> str:
+        """`owed_message` and `owed_post`, their parameters numbered from `$first`."""
+        key, channel, thread_key, payload = (f"${n}" for n in range(first, first + 4))
+        return (
+            f"owed_message as (insert into messages (key, channel, thread_key)"
+            f" values ({key}, {channel}, {thread_key}) returning key, channel),"
+            f" owed_post as (insert into outbox (message_key, channel, op, payload)"
+            f" select key, channel, 'post', {payload}::jsonb from owed_message)"
+        )
+
+    def args(self) -> tuple[Any, ...]:
+        """The four parameters of `ctes`, in order."""
+        payload = {
+            "text": self.text,
+            "blocks": self.blocks,
+            "failure_response_url": self.failure_response_url,
+            "failure_note": self.failure_note,
+        }
+        return self.key, self.channel, self.thread_key, payload
+
+
 async def post(
     conn: asyncpg.Connection,
     *,
@@ -71,23 +110,17 @@ async def post(
     If Slack refuses it for good, `failure_response_url` gets a private explanation and
     `failure_note` (thread key, sentence) is posted in that thread with Slack's reason.
     """
-    key = key or f"m/{uuid.uuid4().hex}"
-    payload = {
-        "text": text,
-        "blocks": blocks,
-        "failure_response_url": failure_response_url,
-        "failure_note": failure_note,
-    }
-    await conn.execute(
-        "with message as (insert into messages (key, channel, thread_key)"
-        " values ($1, $2, $3) returning key)"
-        " insert into outbox (message_key, op, payload) select key, 'post', $4::jsonb from message",
-        key,
+    owed = OwedPost(
         channel,
-        thread_key,
-        payload,
+        text,
+        blocks,
+        **({"key": key} if key else {}),
+        thread_key=thread_key,
+        failure_response_url=failure_response_url,
+        failure_note=failure_note,
     )
-    return key
+    await conn.execute(f"with {owed.ctes(1)} select", *owed.args())
+    return owed.key
 
 
 async def update(
@@ -95,7 +128,8 @@ async def update(
 ) -> None:
     """Owe an edit of the message `key` (posted earlier, or still owed)."""
     await conn.execute(
-        "insert into outbox (message_key, op, payload) values ($1, 'update', $2)",
+        "insert into outbox (message_key, channel, op, payload)"
+        " values ($1, (select channel from messages where key = $1), 'update', $2)",
         key,
         {"text": text, "blocks": blocks},
     )
@@ -146,8 +180,10 @@ class Sender:
                 await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
             except (OSError, asyncpg.PostgresError):
                 log.warning("outbox: no LISTEN connection; polling only")
+            loop = asyncio.get_running_loop()
             while True:
                 self._wake.clear()
+                looked = loop.time()
                 try:
                     await self.dispatch()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -156,6 +192,8 @@ class Sender:
                     log.exception("outbox: delivery failed; will retry")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                # Commits arriving faster than this are looked at together, not one query each.
+                await asyncio.sleep(looked + DISPATCH_GAP - loop.time())
         finally:
             if listener is not None:
                 await give_back(self.pool, listener, self._unlisten)
@@ -172,10 +210,7 @@ class Sender:
         Channels are independent: a busy incident thread never holds back another channel.
         """
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "select distinct m.channel from outbox o join messages m on m.key = o.message_key"
-                " where o.done_at is null and o.not_before <= now()"
-            )
+            rows = await conn.fetch(_DUE_CHANNELS)
         for channel in (r["channel"] for r in rows):
             if channel not in self._channels:
                 task = asyncio.create_task(self._deliver_channel(channel))
@@ -221,11 +256,7 @@ class Sender:
     async def _deliver(self, conn: asyncpg.Connection, row: asyncpg.Record) -> bool:
         """Send one message's newest content; False means stop this channel for now."""
         key = row["message_key"]
-        latest = await conn.fetchrow(
-            "select id, payload from outbox where message_key = $1 and done_at is null"
-            " order by id desc limit 1",
-            key,
-        )
+        latest = await conn.fetchrow(_LATEST, key)
         payload = latest["payload"]
         # Counted before sending: a retry then knows an earlier attempt may have reached Slack.
         # Committed in the same query string that opens the next transaction, so the channel
@@ -340,18 +371,42 @@ class Sender:
         return None
 
 
+# Channels whose oldest owed row is due: one index probe per channel that owes anything,
+# however many rows each owes (a loose index scan, skipping from channel to channel).
+_DUE_CHANNELS = (
+    "with recursive owing (channel) as ("
+    " (select channel from outbox where done_at is null order by channel limit 1)"
+    " union all"
+    " select (select o.channel from outbox o where o.done_at is null and o.channel > owing.channel"
+    "   order by o.channel limit 1)"
+    " from owing where owing.channel is not null)"
+    " select channel from owing where channel is not null"
+    " and (select not_before <= now() from outbox where done_at is null and channel = owing.channel"
+    "   order by id limit 1)"
+)
+
+
+_HEAD = (
+    "select o.id, o.message_key, o.op, o.attempts, o.created_at, o.not_before <= now() as due,"
+    " m.channel, m.thread_key, m.ts"
+    " from outbox o join messages m on m.key = o.message_key"
+    " where o.channel = $1 and o.done_at is null"
+    " order by o.id limit 1"
+)
+# The newest owed content of one message: edits still waiting are coalesced into it.
+_LATEST = (
+    "select id, payload from outbox where message_key = $1 and done_at is null"
+    " order by id desc limit 1"
+)
+
+
 async def _head(conn: asyncpg.Connection, channel: str) -> asyncpg.Record | None:
-    """The channel's oldest owed row, if it is due."""
-    return await conn.fetchrow(
-        "select o.id, o.message_key, o.op, o.attempts, o.created_at, m.channel, m.thread_key,"
-        " m.ts"
-        " from outbox o join messages m on m.key = o.message_key"
-        " where m.channel = $1 and o.done_at is null and o.not_before <= now()"
-        " and not exists (select 1 from outbox e join messages em on em.key = e.message_key"
-        "   where em.channel = $1 and e.done_at is null and e.id < o.id and e.not_before > now())"
-        " order by o.id limit 1",
-        channel,
-    )
+    """The channel's oldest owed row, if it is due.
+
+    Order is kept: a postponed row (Slack said wait) holds back every later one in its channel.
+    """
+    row = await conn.fetchrow(_HEAD, channel)
+    return row if row is not None and row["due"] else None
 
 
 async def _close(conn: asyncpg.Connection, key: str, up_to: int, outcome: str) -> None:
