@@ -45,7 +45,13 @@ async def declare(
             keys = ", ".join(s.key for s in services.runbook.scenarios)
             raise Refusal(f"A {severity} incident needs a rollback scenario. Say which: {keys}.")
         scenario = services.runbook.scenarios[0].key
-    async with services.pool.acquire() as conn:
+    # The policy's own writes (a deadline, an approval request) commit with the incident, all
+    # at one database time; without them the insert is one statement, atomic alone.
+    more = decision.request_approval_now or decision.schedule_high_deadline
+    async with (
+        services.pool.acquire() as conn,
+        conn.transaction() if more else contextlib.nullcontext(),
+    ):
         incident_id, declared_at = await store.reserve_incident(conn)
         incident = store.new_incident(
             incident_id=incident_id,
@@ -61,12 +67,8 @@ async def declare(
         owed = outbox.OwedPost(
             channel, text, root, key=root_key(incident_id), failure_response_url=response_url
         )
-        # The policy's own writes (a deadline, an approval request) commit with the incident;
-        # without them the insert is one statement, atomic alone.
-        more = decision.request_approval_now or decision.schedule_high_deadline
-        async with conn.transaction() if more else contextlib.nullcontext():
-            incident = await store.insert_incident(conn, incident, root=owed)
-            deadlines = await _apply_policy(conn, services, incident, severity, actor=user)
+        incident = await store.insert_incident(conn, incident, root=owed)
+        deadlines = await _apply_policy(conn, services, incident, severity, actor=user)
     for deadline in deadlines:
         services.schedule_deadline(deadline)
     return f"Declared {format_id(incident['id'])}. Its thread is the incident's log."

@@ -15,3 +15,6 @@ create index outbox_pending_by_channel on outbox (channel, id) where done_at is 
 
 -- A message's owed rows: the newest content to send, and the rows that sending it closes.
 create index outbox_pending_by_message on outbox (message_key, id) where done_at is null;
+
+-- Owed rows in id order across all channels: nothing asks for that any more.
+drop index outbox_pending;
