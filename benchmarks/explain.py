@@ -16,6 +16,7 @@ from benchmarks import database, year
 from benchmarks.acks import STATUS_CHANNEL
 from bot.db.postgres import migrate
 from bot.runs.store import ACTIVE
+from bot.slack import outbox
 
 CLOSED = ["resolved", "cancelled"]
 
@@ -64,12 +65,8 @@ QUERIES = (  # (what runs it, SQL, arguments): the text bot/*.py sends
         "select * from runs where state = any($1::text[]) order by id limit 1",
         (list(ACTIVE),),
     ),
-    (
-        "after declare, the sender: outbox.dispatch",
-        "select distinct m.channel from outbox o join messages m on m.key = o.message_key"
-        " where o.done_at is null and o.not_before <= now()",
-        (),
-    ),
+    ("after declare, the sender: outbox.dispatch", outbox._DUE_CHANNELS, ()),
+    ("the sender, each delivery: outbox._head", outbox._HEAD, (STATUS_CHANNEL,)),
 )
 
 

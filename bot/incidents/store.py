@@ -66,10 +66,12 @@ async def insert_incident(
         "with incident as ("
         " insert into incidents (id, channel, severity, scenario, summary, state, declared_by,"
         " declared_at, detected_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *),"
-        " audit as (insert into events (incident_id, actor, kind, to_state, detail)"
-        " select id, $7, $10, $6, $11::jsonb from incident),"
-        " requester as (insert into incident_requesters (incident_id, user_id, part)"
-        " select id, $7, 'declared' from incident where $7 <> 'bot'),"
+        # The audit and requester rows bear the declaration's time, as when all three were
+        # written in one transaction (reserve_incident took it a round trip earlier).
+        " audit as (insert into events (incident_id, actor, kind, to_state, detail, at)"
+        " select id, $7, $10, $6, $11::jsonb, declared_at from incident),"
+        " requester as (insert into incident_requesters (incident_id, user_id, part, at)"
+        " select id, $7, 'declared', declared_at from incident where $7 <> 'bot'),"
         f" {root.ctes(12)}"
         " select * from incident",
         incident["id"],

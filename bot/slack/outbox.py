@@ -394,9 +394,10 @@ _HEAD = (
     " order by o.id limit 1"
 )
 # The newest owed content of one message: edits still waiting are coalesced into it.
+# `op is not null` (always true) names outbox_pending_by_message's predicate (migration 012).
 _LATEST = (
     "select id, payload from outbox where message_key = $1 and done_at is null"
-    " order by id desc limit 1"
+    " and op is not null order by id desc limit 1"
 )
 
 
@@ -412,7 +413,7 @@ async def _head(conn: asyncpg.Connection, channel: str) -> asyncpg.Record | None
 async def _close(conn: asyncpg.Connection, key: str, up_to: int, outcome: str) -> None:
     await conn.execute(
         "update outbox set done_at = now(), outcome = $3"
-        " where message_key = $1 and id <= $2 and done_at is null",
+        " where message_key = $1 and id <= $2 and done_at is null and op is not null",
         key,
         up_to,
         outcome,

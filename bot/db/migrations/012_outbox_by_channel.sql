@@ -14,7 +14,27 @@ alter table outbox alter column channel set not null;
 create index outbox_pending_by_channel on outbox (channel, id) where done_at is null;
 
 -- A message's owed rows: the newest content to send, and the rows that sending it closes.
-create index outbox_pending_by_message on outbox (message_key, id) where done_at is null;
+-- Its predicate says `op is not null` (always true; repeated by those two queries) so that
+-- the by-channel queries can't use it: with statistics taken while nothing was owed, the
+-- planner thinks every index on owed rows equally cheap, and this one would have them read
+-- every owed row of every channel, the very cost this migration removes.
+create index outbox_pending_by_message on outbox (message_key, id)
+    where done_at is null and op is not null;
 
--- Owed rows in id order across all channels: nothing asks for that any more.
+-- No longer used by the sender, and harmful for the same reason (the planner picked it, and
+-- sorted every owed row, for `_DUE_CHANNELS`). `owed_count` reads outbox_pending_by_channel.
 drop index outbox_pending;
+
+-- A deploy without downtime runs the previous release beside this one for a while: its
+-- processes owe messages without `channel`. Fill it in from the message for them (only
+-- then: `when` keeps the trigger from running at all for this release's inserts), rather
+-- than fail every state change they make until they are stopped.
+create function outbox_fill_channel() returns trigger language plpgsql as $$
+begin
+    select channel into new.channel from messages where key = new.message_key;
+    return new;
+end
+$$;
+
+create trigger outbox_fill_channel before insert on outbox
+    for each row when (new.channel is null) execute function outbox_fill_channel();
