@@ -242,3 +242,29 @@ async def test_the_senders_lookups_read_a_handful_of_rows_whatever_is_owed(sendi
             assert _rows_read(plan["Plan"]) < 30, name
         assert {r["channel"] for r in await conn.fetch(outbox._DUE_CHANNELS)} == {"C0", "C1", "C2"}
         assert (await conn.fetchrow(outbox._HEAD, "C1"))["message_key"] == "m1"
+
+
+async def test_only_a_channels_oldest_owed_message_notifies_the_senders(sending, fresh_database):
+    """Migration 013: NOTIFY serialises every notifying commit in the cluster, so a message
+    owed behind an older one in its channel (a sender is already on its way there) notifies
+    nobody; the first one a channel owes, or one in another channel, does."""
+    pool, _, sender = sending
+    heard: asyncio.Queue = asyncio.Queue()
+    listener = await asyncpg.connect(fresh_database)
+    try:
+        await listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *args: heard.put_nowait(args))
+        await owe(pool, outbox.post, channel="C1", key="first", text="first")
+        await asyncio.wait_for(heard.get(), 5)
+        await owe(pool, outbox.post, channel="C1", key="behind", text="behind")
+        await owe(pool, outbox.update, key="first", text="first, edited")
+        await asyncio.sleep(0.3)
+        assert heard.empty()
+        await owe(pool, outbox.post, channel="C2", key="other", text="other")
+        await asyncio.wait_for(heard.get(), 5)
+        await sender.deliver_all()
+        async with pool.acquire() as conn:
+            assert await outbox.owed_count(conn) == 0
+        await owe(pool, outbox.update, key="behind", text="behind, edited")  # C1 owes nothing
+        await asyncio.wait_for(heard.get(), 5)
+    finally:
+        await listener.close()
