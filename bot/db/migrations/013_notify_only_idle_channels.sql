@@ -4,16 +4,15 @@
 -- with the notification, 4,100 without). Notify only when it can matter: when the message
 -- is the oldest its channel owes. Behind an older one a sender is already on its way: the
 -- task delivering the channel goes on until the channel owes nothing, and a row Slack said to
--- wait for (not_before) is picked up by every process's poll (1 s), as is a message that
--- commits in the instant that task is finishing.
+-- wait for (not_before) is picked up by every process's poll (1 s), as is a message whose
+-- commit lands between that task's last delivery and its last look. The check runs at commit.
 create or replace function outbox_owed_notify() returns trigger language plpgsql as $$
 begin
-    if exists (
-        select 1 from owed n
-        where not exists (
-            select 1 from outbox o
-            where o.channel = n.channel and o.done_at is null and o.id < n.id
-        )
+    -- Run at commit (deferred), not at the insert: a transaction still open when the older
+    -- row's delivery ended, and the channel's delivery with it, must notify.
+    if not exists (
+        select 1 from outbox o
+        where o.channel = new.channel and o.done_at is null and o.id < new.id
     ) then
         perform pg_notify('rollback_outbox', '');
     end if;
@@ -22,5 +21,5 @@ end
 $$;
 
 drop trigger outbox_owed on outbox;
-create trigger outbox_owed after insert on outbox referencing new table as owed
-    for each statement execute function outbox_owed_notify();
+create constraint trigger outbox_owed after insert on outbox
+    deferrable initially deferred for each row execute function outbox_owed_notify();
