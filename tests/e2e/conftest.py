@@ -7,8 +7,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.e2e.harness import Bot, bot_env, free_port, write_runbook
+from bot.db.postgres import create_pool, migrate
+from bot.slack import outbox
+from tests.e2e.harness import TOKEN, Bot, bot_env, free_port, write_runbook
 from tests.e2e.socket_support import APP_TOKEN, SocketBot
 from tests.fake_slack.server import FakeSlack
 
@@ -130,3 +133,14 @@ async def start_socket_bot(fresh_database, fake, tmp_path):
     yield start
     for bot in bots:
         await bot.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+async def sending(fresh_database):
+    """(pool, fake Slack, outbox sender) on a migrated fresh database: the outbox on its own."""
+    await migrate(fresh_database)
+    pool = await create_pool(fresh_database, max_size=4)
+    async with FakeSlack() as fake:
+        client = AsyncWebClient(token=TOKEN, base_url=fake.base_url)
+        yield pool, fake, outbox.Sender(pool, client, min_interval=0)
+    await pool.close()

@@ -20,7 +20,7 @@ from bot.lifecycle import Severity
 from bot.services import Services
 from bot.slack import outbox
 from tests.e2e.harness import TOKEN, write_runbook
-from tests.e2e.test_outbox import _rows_read, owe
+from tests.e2e.test_outbox import assert_lookups_read_a_handful_of_rows, owe
 from tests.fake_slack.server import FakeSlack
 
 # The previous release's writes (before migration 012), verbatim: during a deploy without
@@ -44,17 +44,6 @@ OLD_DUE_CHANNELS = (
     "select distinct m.channel from outbox o join messages m on m.key = o.message_key"
     " where o.done_at is null and o.not_before <= now()"
 )
-
-
-@pytest.fixture
-async def sending(fresh_database):
-    """(pool, fake Slack, sender) on a migrated fresh database (as in test_outbox)."""
-    await migrate(fresh_database)
-    pool = await create_pool(fresh_database, max_size=4)
-    async with FakeSlack() as fake:
-        client = AsyncWebClient(token=TOKEN, base_url=fake.base_url)
-        yield pool, fake, outbox.Sender(pool, client, min_interval=0)
-    await pool.close()
 
 
 def payload(text: str) -> dict:
@@ -278,11 +267,4 @@ async def test_the_lookups_stay_cheap_when_a_backlog_builds_after_the_last_analy
             " select key, channel, 'post', '{\"text\": \"x\"}' from messages where key like 'm%'"
             " order by substr(key, 2)::int"
         )
-        lookups = {
-            "channels with due messages": (outbox._DUE_CHANNELS,),
-            "a channel's head": (outbox._HEAD, "C1"),
-            "a message's newest content": (outbox._LATEST, "m1500"),
-        }
-        for name, (query, *args) in lookups.items():
-            [plan] = await conn.fetchval(f"explain (analyze, format json) {query}", *args)
-            assert _rows_read(plan["Plan"]) < 30, (name, plan)
+        await assert_lookups_read_a_handful_of_rows(conn)
