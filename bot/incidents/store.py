@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from bot.lifecycle import CLOSED_STATES, Event, InvalidTransition, State, next_state
-from bot.slack.outbox import OwedPost
+from bot.slack.owed import OwedPost
 
 Record = asyncpg.Record
 _OPEN = tuple(s.value for s in CLOSED_STATES)

@@ -1,9 +1,9 @@
 """Messages the bot owes Slack: written in the caller's transaction, delivered in order, once.
 
-Writers call `post` / `update` inside the transaction that changes state, so a message is owed
-exactly when the change happened. Every process runs a `Sender`; a per-channel advisory lock
-makes one of them deliver a channel's messages, oldest first. Edits still waiting for the same
-message are coalesced: only the newest content is sent.
+Writers call `post` / `update` (`bot.slack.owed`) inside the transaction that changes state,
+so a message is owed exactly when the change happened. Every process runs a `Sender`; a
+per-channel advisory lock makes one of them deliver a channel's messages, oldest first. Edits
+still waiting for the same message are coalesced: only the newest content is sent.
 
 A holder that hangs loses its channel: while it holds the lock its connection is a guarded
 session (`guarded_session`), which the server ends, freeing the lock, once it goes silent.
@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -25,12 +22,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db.postgres import give_back
 from bot.slack.guarded_session import abandon, begin_guarded, while_away
+from bot.slack.owed import OwedPost, owed_count, post, update
 from bot.slack.responder import tell_requester
 
 log = logging.getLogger(__name__)
+# The writers' side (bot.slack.owed), kept under this module's name for every caller.
+__all__ = ["OwedPost", "Sender", "owed_count", "post", "update"]
 
 CHANNEL_LOCK_CLASS = 7_100_002  # advisory lock key space: one deliverer per channel
-NOTIFY_CHANNEL = "rollback_outbox"  # notified by the database on every insert (migration 011)
+NOTIFY_CHANNEL = "rollback_outbox"  # notified when a channel's oldest owed row commits (013)
 DISPATCH_GAP = 0.05  # seconds: at most 20 looks for due messages a second, however busy
 METADATA_TYPE = "rollback_bot_message"  # every post carries its outbox key in its metadata
 # Slack errors that retrying cannot fix: the message is given up and the reason logged.
@@ -57,93 +57,10 @@ SETUP_ERRORS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class OwedPost:
-    """A new message to owe, as common table expressions another statement can carry.
-
-    A writer whose change and message must commit together, and whose answer waits for the
-    commit, owes the message in its own statement rather than one more round trip.
-    """
-
-    channel: str
-    text: str
-    blocks: list[dict[str, Any]] | None = None
-    key: str = field(default_factory=lambda: f"m/{uuid.uuid4().hex}")
-    thread_key: str | None = None
-    failure_response_url: str | None = None
-    failure_note: tuple[str, str] | None = None
-
-    def ctes(self, first: int) -> str:
-        """`owed_message` and `owed_post`, their parameters numbered from `$first`."""
-        key, channel, thread_key, payload = (f"${n}" for n in range(first, first + 4))
-        return (
-            f"owed_message as (insert into messages (key, channel, thread_key)"
-            f" values ({key}, {channel}, {thread_key}) returning key, channel),"
-            f" owed_post as (insert into outbox (message_key, channel, op, payload)"
-            f" select key, channel, 'post', {payload}::jsonb from owed_message)"
-        )
-
-    def args(self) -> tuple[Any, ...]:
-        """The four parameters of `ctes`, in order."""
-        payload = {
-            "text": self.text,
-            "blocks": self.blocks,
-            "failure_response_url": self.failure_response_url,
-            "failure_note": self.failure_note,
-        }
-        return self.key, self.channel, self.thread_key, payload
-
-
-async def post(
-    conn: asyncpg.Connection,
-    *,
-    channel: str,
-    text: str,
-    blocks: list[dict[str, Any]] | None = None,
-    key: str | None = None,
-    thread_key: str | None = None,
-    failure_response_url: str | None = None,
-    failure_note: tuple[str, str] | None = None,
-) -> str:
-    """Owe a new message (in a thread when thread_key names its root); return its key.
-
-    If Slack refuses it for good, `failure_response_url` gets a private explanation and
-    `failure_note` (thread key, sentence) is posted in that thread with Slack's reason.
-    """
-    owed = OwedPost(
-        channel,
-        text,
-        blocks,
-        **({"key": key} if key else {}),
-        thread_key=thread_key,
-        failure_response_url=failure_response_url,
-        failure_note=failure_note,
-    )
-    await conn.execute(f"with {owed.ctes(1)} select", *owed.args())
-    return owed.key
-
-
-async def update(
-    conn: asyncpg.Connection, *, key: str, text: str, blocks: list[dict[str, Any]] | None = None
-) -> None:
-    """Owe an edit of the message `key` (posted earlier, or still owed)."""
-    await conn.execute(
-        "insert into outbox (message_key, channel, op, payload)"
-        " values ($1, (select channel from messages where key = $1), 'update', $2)",
-        key,
-        {"text": text, "blocks": blocks},
-    )
-
-
 def slack_error_code(error: SlackApiError) -> str:
     """Slack's error code, also when the answer was not JSON (a proxy's 502 page)."""
     data = getattr(error.response, "data", None)
     return str(data.get("error", "unknown_error")) if isinstance(data, dict) else "not_json"
-
-
-async def owed_count(conn: asyncpg.Connection) -> int:
-    """How many outbox rows are still undelivered."""
-    return await conn.fetchval("select count(*) from outbox where done_at is null")
 
 
 class Sender:
