@@ -14,7 +14,7 @@ from bot.incidents import restore_points
 from bot.lifecycle import Event
 from bot.runs import handlers as run_control
 from bot.services import Refusal, Services
-from bot.slack.guard import ack_with_outcome, answer_safely
+from bot.slack.guard import ack_then, ack_with_outcome
 from bot.slack.parsing import Command, ParseError, parse_command
 
 log = logging.getLogger(__name__)
@@ -38,18 +38,15 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_type="ephemeral", text=answers.help_text(scenario_keys))
             return
         if _needs_modal(parsed, services):
-            await ack()
             view = views.declare_modal(services.runbook, channel=channel, preset=parsed)
-            await answer_safely(
-                respond, client.views_open(trigger_id=command["trigger_id"], view=view)
-            )
+            opening = client.views_open(trigger_id=command["trigger_id"], view=view)
+            await ack_then(ack, respond, opening, after=services.after_ack)
             return
         work = _dispatch(services, parsed, user, channel, command, respond)
         if _long(parsed):
-            await ack()
-            await answer_safely(respond, work)
+            await ack_then(ack, respond, work, after=services.after_ack)
         else:  # the change is committed before the ack, and the ack says what happened
-            await ack_with_outcome(ack, respond, work)
+            await ack_with_outcome(ack, respond, work, after=services.after_ack)
 
 
 def _long(parsed: Command) -> bool:

@@ -40,11 +40,15 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.APPROVE)
     async def approve(ack, body, respond) -> None:
-        await done_then_answer(ack, respond, _decide(services, body, approve=True))
+        await done_then_answer(
+            ack, respond, _decide(services, body, approve=True), after=services.after_ack
+        )
 
     @app.action(Action.REJECT)
     async def reject(ack, body, respond) -> None:
-        await done_then_answer(ack, respond, _decide(services, body, approve=False))
+        await done_then_answer(
+            ack, respond, _decide(services, body, approve=False), after=services.after_ack
+        )
 
 
 async def _decide(services: Services, body: dict, *, approve: bool) -> str:

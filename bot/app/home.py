@@ -104,9 +104,11 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.event("app_home_opened")
     async def home_opened(ack, event, client) -> None:
         await ack()
-        if event.get("tab", "home") != "home" or not event.get("user"):
-            return
+        if event.get("tab", "home") == "home" and event.get("user"):
+            services.after_ack.start(publish(client, event["user"]))
+
+    async def publish(client, user: str) -> None:
         try:
-            await client.views_publish(user_id=event["user"], view=await home_view(services))
+            await client.views_publish(user_id=user, view=await home_view(services))
         except (SlackApiError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning("home tab for %s not published: %s", event.get("user"), error)
+            log.warning("home tab for %s not published: %s", user, error)

@@ -40,6 +40,7 @@ from bot.slack.responder import SharedRespond
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 10.0
+AFTER_ACK_SECONDS = 10.0  # at shutdown: what handlers still do after their acks (answers)
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
@@ -63,7 +64,9 @@ def create_bolt_app(settings: Settings, services: Services, client: AsyncWebClie
         signing_secret=settings.slack_signing_secret or "socket-mode-needs-no-secret",
         request_verification_enabled=not settings.socket_mode
         or bool(settings.slack_signing_secret),
-        process_before_response=False,
+        # Bolt answers Slack when a handler returns, rather than polling every 10 ms for its
+        # ack: what a handler does after acknowledging goes to services.after_ack.
+        process_before_response=True,
     )
 
     @app.middleware
@@ -176,6 +179,7 @@ async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterat
         yield runtime
     finally:
         scheduler.shutdown()
+        await services.after_ack.finish(AFTER_ACK_SECONDS)  # private answers still on their way
         await executor.shutdown(settings.shutdown_grace)
         await aftercare.close()
         for task in runtime.tasks:

@@ -149,4 +149,6 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.action(Action.TICK_CHECKLIST)
     async def tick_item(ack, body, respond) -> None:
         # The tick is recorded before the acknowledgement, like every button's change.
-        await done_then_answer(ack, respond, tick_clicked(services, body, respond))
+        await done_then_answer(
+            ack, respond, tick_clicked(services, body, respond), after=services.after_ack
+        )

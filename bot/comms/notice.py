@@ -210,4 +210,4 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.POST_NOTICE)
     async def post_notice(ack, body, respond) -> None:
-        await done_then_answer(ack, respond, post_clicked(services, body))
+        await done_then_answer(ack, respond, post_clicked(services, body), after=services.after_ack)

@@ -117,4 +117,4 @@ def register(app: AsyncApp, services: Services) -> None:
                 services, incident_id=incident_id, user=user, channel=clicked_channel(body)
             )
 
-        await done_then_answer(ack, respond, work())
+        await done_then_answer(ack, respond, work(), after=services.after_ack)

@@ -156,6 +156,7 @@ def register(app: AsyncApp, services: Services) -> None:
             ack,
             _ephemeral_to(client, channel, user),
             workflow.declare(services, channel=channel, user=user, **submission),
+            after=services.after_ack,
         )
 
 

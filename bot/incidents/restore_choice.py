@@ -90,4 +90,4 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.CHOOSE_BACKUP)
     async def choose_backup(ack, body, respond) -> None:
-        await done_then_answer(ack, respond, choose(services, body))
+        await done_then_answer(ack, respond, choose(services, body), after=services.after_ack)

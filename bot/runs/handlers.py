@@ -338,7 +338,12 @@ def register(app: AsyncApp, services: Services) -> None:
     def handler_for(choice: Action):
         # Bolt passes arguments by name (`action` is one), so the choice rides in a closure.
         async def handler(ack, body, respond) -> None:
-            await done_then_answer(ack, respond, decide(services, body=body, action=choice))
+            await done_then_answer(
+                ack,
+                respond,
+                decide(services, body=body, action=choice),
+                after=services.after_ack,
+            )
 
         return handler
 
@@ -347,7 +352,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.CANCEL_RUN)
     async def cancel_run(ack, body, respond) -> None:
-        await done_then_answer(ack, respond, cancel(services, body=body))
+        await done_then_answer(ack, respond, cancel(services, body=body), after=services.after_ack)
 
 
 __all__ = ["format_id"]

@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 import asyncpg
 from slack_sdk.errors import SlackApiError
 
-from bot.services import Refusal
+from bot.services import AfterAck, Refusal
 from bot.slack.outbox import slack_error_code
 
 log = logging.getLogger(__name__)
@@ -37,19 +37,20 @@ ACK_BUDGET = 2.5  # seconds: Slack waits 3 s for the acknowledgement
 STILL_WORKING = ":hourglass_flowing_sand: Still working on that; I'll answer here when it's done."
 
 
-async def ack_with_outcome(ack, respond, work: Awaitable[object]) -> None:
+async def ack_with_outcome(ack, respond, work: Awaitable[object], *, after: AfterAck) -> None:
     """Acknowledge done work: await `work` (it commits), then ack with its answer.
 
     The HTTP response Slack gets is the outcome, so an acknowledged change is never lost:
     nothing the user was told happened is left to do after the ack. Should the work take
     longer than Slack waits (a database that hangs), the ack says it is still in progress
-    (not that anything happened) and the outcome follows through the response_url.
+    (not that anything happened) and the outcome follows through the response_url, from
+    `after`.
     """
     task = asyncio.ensure_future(outcome(work))
     done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET)
     if not done:
         await ack(response_type="ephemeral", text=STILL_WORKING)
-        await answer_safely(respond, task)
+        after.start(answer_safely(respond, task))
         return
     answer = task.result()
     if answer is None:
@@ -60,11 +61,18 @@ async def ack_with_outcome(ack, respond, work: Awaitable[object]) -> None:
         await ack(response_type="ephemeral", text=answer)
 
 
-async def done_then_answer(ack, respond, work: Awaitable[object]) -> None:
-    """For buttons: do (and commit) `work`, then acknowledge, then answer privately."""
+async def done_then_answer(ack, respond, work: Awaitable[object], *, after: AfterAck) -> None:
+    """For buttons: do (and commit) `work`, then acknowledge; `after` answers privately."""
     text = await outcome(work)
     await ack()
-    await answer_safely(respond, _ready(text))
+    after.start(answer_safely(respond, _ready(text)))
+
+
+async def ack_then(ack, respond, work: Awaitable[object], *, after: AfterAck) -> None:
+    """For work that may outlast Slack's 3 s and changes nothing the ack promises: acknowledge
+    at once; `after` does `work` and answers privately with its outcome."""
+    await ack()
+    after.start(answer_safely(respond, work))
 
 
 async def _ready(value):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.services import Refusal
+from bot.services import AfterAck, Refusal
 from bot.slack import guard
 
 
@@ -22,7 +22,7 @@ async def test_the_ack_is_the_answer_of_the_finished_work():
     async def work() -> str:
         return "RB-3 is resolved."
 
-    await guard.ack_with_outcome(ack, respond, work())
+    await guard.ack_with_outcome(ack, respond, work(), after=AfterAck())
     assert ack.calls == [{"response_type": "ephemeral", "text": "RB-3 is resolved."}]
     assert respond.calls == []
 
@@ -33,13 +33,13 @@ async def test_a_refusal_is_acked_as_a_warning_and_blocks_ride_along():
     async def refused() -> str:
         raise Refusal("RB-3 belongs to <#C1>; resolve it there. Nothing changed.")
 
-    await guard.ack_with_outcome(ack, respond, refused())
+    await guard.ack_with_outcome(ack, respond, refused(), after=AfterAck())
     assert ack.calls[0]["text"].startswith(":warning: RB-3 belongs to <#C1>")
 
     async def preview() -> dict:
         return {"text": "Preview", "blocks": [{"type": "divider"}]}
 
-    await guard.ack_with_outcome(ack, respond, preview())
+    await guard.ack_with_outcome(ack, respond, preview(), after=AfterAck())
     assert ack.calls[1] == {
         "response_type": "ephemeral",
         "text": "Preview",
@@ -58,13 +58,63 @@ async def test_work_slower_than_slack_waits_is_acked_as_still_working_then_answe
         await release.wait()
         return "RB-3 is resolved."
 
-    task = asyncio.ensure_future(guard.ack_with_outcome(ack, respond, slow()))
-    while not ack.calls:
-        await asyncio.sleep(0.01)
+    after = AfterAck()
+    # the handler returns at once (Bolt answers Slack then); the outcome follows from `after`
+    await guard.ack_with_outcome(ack, respond, slow(), after=after)
     assert ack.calls == [{"response_type": "ephemeral", "text": guard.STILL_WORKING}]
     assert respond.calls == []  # nothing is claimed before the work is done
     release.set()
-    await task
+    await after.finish(timeout=5)
     assert respond.calls == [
         {"text": "RB-3 is resolved.", "response_type": "ephemeral", "replace_original": False}
     ]
+
+
+async def test_a_button_acks_once_its_work_is_done_and_answers_after_returning():
+    ack, respond, after = Recorder(), Recorder(), AfterAck()
+    order = []
+
+    async def work() -> str:
+        order.append("work")
+        return "Approved."
+
+    async def acked(**fields) -> None:
+        order.append("ack")
+
+    await guard.done_then_answer(acked, respond, work(), after=after)
+    assert order == ["work", "ack"] and respond.calls == []  # returned: Bolt answers Slack now
+    await after.finish(timeout=5)
+    assert respond.calls == [
+        {"text": "Approved.", "response_type": "ephemeral", "replace_original": False}
+    ]
+
+
+async def test_long_work_is_acked_first_and_answered_when_done():
+    ack, respond, after = Recorder(), Recorder(), AfterAck()
+    release = asyncio.Event()
+
+    async def checklist() -> str:
+        await release.wait()
+        return "Checklist: 3 of 5 done."
+
+    await guard.ack_then(ack, respond, checklist(), after=after)
+    assert ack.calls == [{}] and respond.calls == []
+    release.set()
+    await after.finish(timeout=5)
+    assert respond.calls[0]["text"] == "Checklist: 3 of 5 done."
+
+
+async def test_work_after_an_ack_that_fails_is_logged_and_shutdown_cancels_what_hangs(caplog):
+    after = AfterAck()
+
+    async def broken() -> None:
+        raise KeyError("channel")
+
+    never = asyncio.Event()
+    after.start(broken())
+    after.start(never.wait())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert "work after an acknowledgement failed" in caplog.text
+    await after.finish(timeout=0.05)  # returns although one task would wait forever
+    assert not after._tasks
