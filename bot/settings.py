@@ -39,6 +39,7 @@ class Settings:
     log_level: str
     port_given: bool = False  # PORT was set (Socket Mode then answers /healthz on it)
     step_clock_after: float = 5.0  # a step running this long shows how long (and last time)
+    db_pool_size: int = 20  # most database connections one process holds (one LISTENs)
 
     @property
     def socket_mode(self) -> bool:
@@ -98,6 +99,9 @@ def load_settings(
         port_given=get("PORT") is not None,
         step_clock_after=_number(
             get, "ROLLBACK_STEP_CLOCK_AFTER", 5.0, float, 1.0, 3600.0, "seconds, 1-3600"
+        ),
+        db_pool_size=_number(
+            get, "ROLLBACK_DB_POOL_SIZE", 20, int, 2, 1000, "a number of connections, 2-1000"
         ),
     )
 

@@ -110,7 +110,7 @@ class Runtime:
 @contextlib.asynccontextmanager
 async def running(settings: Settings, runbook: Runbook, dsn: str) -> AsyncIterator[Runtime]:
     """Open the pool, start background work; on exit, deliver what is owed, then close."""
-    pool = await create_pool(dsn)
+    pool = await create_pool(dsn, max_size=settings.db_pool_size)
     client = make_client(settings)
     process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     services = Services(pool=pool, runbook=runbook, process_id=process_id)

@@ -75,7 +75,11 @@ async def give_back(
 
 
 async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool whose json/jsonb columns read and write Python objects."""
+    """A connection pool whose json/jsonb columns read and write Python objects.
+
+    Connections are opened as needed, up to `max_size`, and kept: a burst of acknowledgements
+    each waits only for its own statements, not for another's connection.
+    """
     return await asyncpg.create_pool(
         dsn,
         min_size=1,

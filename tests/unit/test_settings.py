@@ -29,6 +29,7 @@ def test_defaults_when_nothing_is_set():
     assert settings.port == 3000
     assert settings.log_level == "INFO"
     assert settings.socket_mode is False
+    assert settings.db_pool_size == 20
 
 
 def test_values_are_read_and_trimmed():
@@ -41,6 +42,7 @@ def test_values_are_read_and_trimmed():
         ROLLBACK_RUNBOOK="/etc/rb/runbook.toml",
         PORT="8080",
         ROLLBACK_LOG_LEVEL="debug",
+        ROLLBACK_DB_POOL_SIZE="8",
     )
     assert settings.slack_bot_token == TOKEN
     assert settings.slack_signing_secret == "s3cret"
@@ -51,6 +53,7 @@ def test_values_are_read_and_trimmed():
     assert settings.port == 8080
     assert settings.log_level == "DEBUG"
     assert settings.socket_mode is True
+    assert settings.db_pool_size == 8
 
 
 def test_settings_are_frozen():
@@ -105,6 +108,8 @@ MALFORMED = [
     ("ROLLBACK_LOG_LEVEL", "LOUD"),
     ("ROLLBACK_SLACK_MIN_INTERVAL", "nan"),
     ("ROLLBACK_SYNC_INTERVAL", "0"),
+    ("ROLLBACK_DB_POOL_SIZE", "1"),  # one connection LISTENs; nothing would be left to work
+    ("ROLLBACK_DB_POOL_SIZE", "ten"),
 ]
 
 
