@@ -71,7 +71,7 @@ async def test_work_slower_than_slack_waits_is_acked_as_still_working_then_answe
 
 
 async def test_a_button_acks_once_its_work_is_done_and_answers_after_returning():
-    ack, respond, after = Recorder(), Recorder(), AfterAck()
+    respond, after = Recorder(), AfterAck()
     order = []
 
     async def work() -> str:
