@@ -45,6 +45,19 @@ async def declare(
             keys = ", ".join(s.key for s in services.runbook.scenarios)
             raise Refusal(f"A {severity} incident needs a rollback scenario. Say which: {keys}.")
         scenario = services.runbook.scenarios[0].key
+    # Rendered before the row exists, the id and time left as marks the insert fills in.
+    unwritten = store.unwritten_incident(
+        channel=channel,
+        severity=severity.value,
+        scenario=scenario,
+        summary=summary,
+        declared_by=user,
+        detected_at=detected_at,
+    )
+    text, root = blocks.incident_root(unwritten, services.scenario_title(scenario))
+    owed = outbox.OwedPost(
+        channel, text, root, key=root_key(unwritten["id"]), failure_response_url=response_url
+    )
     # The policy's own writes (a deadline, an approval request) commit with the incident, all
     # at one database time; without them the insert is one statement, atomic alone.
     more = decision.request_approval_now or decision.schedule_high_deadline
@@ -52,22 +65,7 @@ async def declare(
         services.pool.acquire() as conn,
         conn.transaction() if more else contextlib.nullcontext(),
     ):
-        incident_id, declared_at = await store.reserve_incident(conn)
-        incident = store.new_incident(
-            incident_id=incident_id,
-            declared_at=declared_at,
-            channel=channel,
-            severity=severity.value,
-            scenario=scenario,
-            summary=summary,
-            declared_by=user,
-            detected_at=detected_at,
-        )
-        text, root = blocks.incident_root(incident, services.scenario_title(scenario))
-        owed = outbox.OwedPost(
-            channel, text, root, key=root_key(incident_id), failure_response_url=response_url
-        )
-        incident = await store.insert_incident(conn, incident, root=owed)
+        incident = await store.insert_incident(conn, unwritten, root=owed)
         deadlines = await _apply_policy(conn, services, incident, severity, actor=user)
     for deadline in deadlines:
         services.schedule_deadline(deadline)

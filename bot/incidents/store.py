@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from bot.lifecycle import CLOSED_STATES, Event, InvalidTransition, State, next_state
+from bot.slack import blocks
+from bot.slack.blocks import Unwritten
 from bot.slack.owed import OwedPost
 
 Record = asyncpg.Record
 _OPEN = tuple(s.value for s in CLOSED_STATES)
 
 
-async def reserve_incident(conn: asyncpg.Connection) -> tuple[int, datetime]:
-    """A new incident's id and declaration time (the database's clock), before its insert.
-
-    So its thread's first message can be rendered and owed in the insert's own statement.
-    An id reserved and never inserted (the insert failed) leaves a gap, as a rolled-back
-    insert always did.
-    """
-    row = await conn.fetchrow(
-        "select nextval(pg_get_serial_sequence('incidents', 'id')) as id, now() as at"
-    )
-    return row["id"], row["at"]
+# Where a new incident's first message shows the id and time the database gives it in the
+# statement that declares it (`insert_incident` replaces them).
+UNWRITTEN_ID = Unwritten("<rb:incident-id>")
+UNWRITTEN_AT = Unwritten("<rb:declared-at>")
 
 
-def new_incident(
+def unwritten_incident(
     *,
-    incident_id: int,
-    declared_at: datetime,
     channel: str,
     severity: str,
     scenario: str | None,
@@ -38,16 +32,17 @@ def new_incident(
     declared_by: str,
     detected_at: datetime | None,
 ) -> dict[str, Any]:
-    """The row `insert_incident` will write, for rendering before it is written."""
+    """The row `insert_incident` will write, for rendering its first message before it exists:
+    `id` and `declared_at` are marks, which the insert fills in with the database's."""
     return {
-        "id": incident_id,
+        "id": UNWRITTEN_ID,
         "channel": channel,
         "severity": severity,
         "scenario": scenario,
         "summary": summary,
         "state": next_state(None, Event.DECLARE).value,
         "declared_by": declared_by,
-        "declared_at": declared_at,
+        "declared_at": UNWRITTEN_AT,
         "detected_at": detected_at,
     }
 
@@ -55,37 +50,44 @@ def new_incident(
 async def insert_incident(
     conn: asyncpg.Connection, incident: dict[str, Any], *, root: OwedPost
 ) -> Record:
-    """Create the incident (from `new_incident`) in its first state, with its `declare` audit
-    row, its declarer recorded as the first of its requesters (the approval rule's "took part
-    in asking"), and its thread's first message owed.
+    """Create the incident (from `unwritten_incident`) in its first state, with its `declare`
+    audit row, its declarer recorded as the first of its requesters (the approval rule's "took
+    part in asking"), and its thread's first message owed: `root`, rendered with the marks,
+    gets the id (`nextval`) and time (`now()`, the transaction's) the row is given here.
 
-    One statement, so atomic without a transaction: a declare is acknowledged only once
-    committed, so every round trip here is waited for by the person who typed it.
+    One statement, so atomic without a transaction, and one round trip: a declare is
+    acknowledged only once committed, so each is waited for by the person who typed it.
     """
     return await conn.fetchrow(
         "with incident as ("
-        " insert into incidents (id, channel, severity, scenario, summary, state, declared_by,"
-        " declared_at, detected_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *),"
-        # The audit and requester rows bear the declaration's time, as when all three were
-        # written in one transaction (reserve_incident took it a round trip earlier).
+        " insert into incidents (channel, severity, scenario, summary, state, declared_by,"
+        " detected_at) values ($1, $2, $3, $4, $5, $6, $7) returning *),"
         " audit as (insert into events (incident_id, actor, kind, to_state, detail, at)"
-        " select id, $7, $10, $6, $11::jsonb, declared_at from incident),"
+        " select id, $6, $8, $5, $9::jsonb, declared_at from incident),"
         " requester as (insert into incident_requesters (incident_id, user_id, part, at)"
-        " select id, $7, 'declared', declared_at from incident where $7 <> 'bot'),"
-        f" {root.ctes(12)}"
+        " select id, $6, 'declared', declared_at from incident where $6 <> 'bot'),"
+        # The message's key and content, with the marks replaced by the row's id and time.
+        " root as (select replace($10, $12, id::text) as key,"
+        " replace(replace($11::text, $12, id::text), $13, "
+        f"{blocks.slack_time_sql('declared_at')})::jsonb as payload from incident),"
+        " owed_message as (insert into messages (key, channel, thread_key)"
+        " select key, $1, null from root returning key),"
+        " owed_post as (insert into outbox (message_key, channel, op, payload)"
+        " select owed_message.key, $1, 'post', root.payload from owed_message, root)"
         " select * from incident",
-        incident["id"],
         incident["channel"],
         incident["severity"],
         incident["scenario"],
         incident["summary"],
         incident["state"],
         incident["declared_by"],
-        incident["declared_at"],
         incident["detected_at"],
         str(Event.DECLARE),
         {"severity": incident["severity"], "scenario": incident["scenario"]},
-        *root.args(),
+        root.key,
+        json.dumps(root.payload()),
+        UNWRITTEN_ID,
+        UNWRITTEN_AT,
     )
 
 

@@ -35,10 +35,28 @@ def escape(text: str, *, limit: int = 2000) -> str:
     return _BROADCAST.sub(lambda m: "@\u200b" + m.group(1), text)
 
 
-def slack_time(moment: datetime) -> str:
+class Unwritten(str):
+    """A value a message shows before the database has written it: a mark, which the statement
+    that writes the row replaces with the row's value (a new incident's id and time, so that
+    its first message is owed in the statement that declares it)."""
+
+
+def slack_time(moment: datetime | Unwritten) -> str:
     """A time every reader sees in their own time zone (UTC in the fallback)."""
+    if isinstance(moment, Unwritten):
+        return moment
     fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def slack_time_sql(column: str) -> str:
+    """`slack_time` as a SQL expression of a timestamptz `column`: for a time the database
+    takes in the statement that writes it (a test holds the two to the same text)."""
+    return (
+        f"'<!date^' || floor(extract(epoch from {column}))::bigint"
+        f" || '^{{date_short_pretty}} {{time}}|'"
+        f" || to_char({column} at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC>'"
+    )
 
 
 def mention(user_id: str) -> str:

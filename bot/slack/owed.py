@@ -39,15 +39,18 @@ class OwedPost:
             f" select key, channel, 'post', {payload}::jsonb from owed_message)"
         )
 
-    def args(self) -> tuple[Any, ...]:
-        """The four parameters of `ctes`, in order."""
-        payload = {
+    def payload(self) -> dict[str, Any]:
+        """The outbox row's payload: the message, and what to do if Slack refuses it."""
+        return {
             "text": self.text,
             "blocks": self.blocks,
             "failure_response_url": self.failure_response_url,
             "failure_note": self.failure_note,
         }
-        return self.key, self.channel, self.thread_key, payload
+
+    def args(self) -> tuple[Any, ...]:
+        """The four parameters of `ctes`, in order."""
+        return self.key, self.channel, self.thread_key, self.payload()
 
 
 async def post(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -16,9 +17,10 @@ from actions.runbook import load_runbook
 from bot.db import postgres
 from bot.db.postgres import create_pool, migrate
 from bot.incidents import flow as workflow
+from bot.incidents.approvals import root_key
 from bot.lifecycle import Severity
 from bot.services import Services
-from bot.slack import outbox
+from bot.slack import blocks, outbox
 from tests.e2e.harness import TOKEN, write_runbook
 from tests.e2e.test_outbox import assert_lookups_read_a_handful_of_rows, owe
 from tests.fake_slack.server import FakeSlack
@@ -230,8 +232,8 @@ async def test_the_declare_audit_row_and_requester_bear_the_incidents_declared_a
     services, severity
 ):
     """Before 012 the incident, its `declare` audit row and its requester row were written in
-    one transaction, so they bore one time. The id and time are now reserved a round trip
-    (and a render) earlier: the audit log must still say the incident was declared when the
+    one transaction, so they bore one time. Now one statement writes them (and the first
+    message, rendered before): the audit log must still say the incident was declared when the
     incident says it was (the post-mortem's timeline reads the audit row)."""
     await workflow.declare(
         services, channel="C1", user="U1", severity=severity, scenario="database",
@@ -244,6 +246,66 @@ async def test_the_declare_audit_row_and_requester_bear_the_incidents_declared_a
             " join incident_requesters r on r.incident_id = i.id and r.part = 'declared'"
         )
     assert row["at"] == row["declared_at"] == row["requester_at"]
+
+
+def _times() -> list[datetime]:
+    """Minute edges, a leap day, offsets whose UTC date differs, and a seeded random spread."""
+    edges = [
+        datetime(2026, 12, 2, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 12, 3, 0, 0, tzinfo=UTC),
+        datetime(2028, 2, 29, 12, 30, 0, 500000, tzinfo=UTC),
+        datetime(2026, 12, 3, 1, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(2026, 12, 2, 20, 0, tzinfo=timezone(timedelta(hours=-8))),
+    ]
+    rng, start = random.Random(12), datetime(2000, 1, 1, tzinfo=UTC)
+    spread = [start + timedelta(seconds=rng.uniform(0, 100 * 365 * 86400)) for _ in range(500)]
+    return edges + spread
+
+
+async def test_slack_time_in_sql_is_slack_time(services):
+    """The declare statement writes the first message's time in SQL: the same text as Python."""
+    moments = _times()
+    async with services.pool.acquire() as conn:
+        rendered = await conn.fetchval(
+            f"select array_agg({blocks.slack_time_sql('t')} order by n)"
+            " from unnest($1::timestamptz[]) with ordinality as m(t, n)",
+            moments,
+        )
+    assert rendered == [blocks.slack_time(m) for m in moments]
+
+
+@pytest.mark.parametrize("severity", [Severity.LOW, Severity.HIGH])
+async def test_the_first_message_shows_the_id_and_time_the_database_gave_the_incident(
+    services, severity
+):
+    """Rendered before the row exists, the root is owed with the id and time the statement gave
+    the incident: exactly what rendering the written row says. The marks can't be typed: in a
+    summary they are escaped like any user text, and stay as typed."""
+    summary = "orders <rb:incident-id> & <rb:declared-at> lost"
+    detected = datetime(2026, 12, 2, 19, 0, tzinfo=UTC)
+    await workflow.declare(
+        services, channel="C1", user="U1", severity=severity, scenario="database",
+        summary=summary, detected_at=detected, response_url="https://hooks.example/r1",
+    )  # fmt: skip
+    async with services.pool.acquire() as conn:
+        incident = await conn.fetchrow("select * from incidents")
+        owed = await conn.fetchrow(
+            "select m.key, m.channel, o.payload from messages m join outbox o on o.message_key"
+            " = m.key where m.thread_key is null"
+        )
+        deadline = await conn.fetchrow("select due_at from deadlines")
+    text, root = blocks.incident_root(incident, services.scenario_title("database"))
+    assert owed["key"] == root_key(incident["id"]) and owed["channel"] == "C1"
+    assert owed["payload"] == {
+        "text": text,
+        "blocks": root,
+        "failure_response_url": "https://hooks.example/r1",
+        "failure_note": None,
+    }
+    assert "&lt;rb:incident-id&gt; &amp; &lt;rb:declared-at&gt;" in str(root)
+    assert incident["summary"] == summary
+    if severity is Severity.HIGH:  # the deadline counts from the declaration's own time
+        assert deadline["due_at"] - incident["declared_at"] == timedelta(hours=1)
 
 
 async def test_the_lookups_stay_cheap_when_a_backlog_builds_after_the_last_analyze(sending):
