@@ -38,7 +38,17 @@ def escape(text: str, *, limit: int = 2000) -> str:
 class Unwritten(str):
     """A value a message shows before the database has written it: a mark, which the statement
     that writes the row replaces with the row's value (a new incident's id and time, so that
-    its first message is owed in the statement that declares it)."""
+    its first message is owed in the statement that declares it). Marks start `MARK_START`,
+    which no text around them may hold (user text is escaped, a runbook title made inert)."""
+
+    def __new__(cls, mark: str) -> Unwritten:
+        if not mark.startswith(MARK_START):
+            raise ValueError(f"a mark starts {MARK_START!r}")
+        return super().__new__(cls, mark)
+
+
+MARK_START = "<rb:"
+SCENARIO_LINE = 2000  # the incident root's scenario line, at most
 
 
 def slack_time(moment: datetime | Unwritten) -> str:
@@ -135,7 +145,11 @@ def incident_root(
     if incident["detected_at"]:
         lines.append(f"Detected {slack_time(incident['detected_at'])}")
     if incident["scenario"]:
-        lines.append(f"Scenario: `{incident['scenario']}` — {scenario_title or 'unknown'}")
+        # The runbook's title is the one text here not escaped: it can't hold a mark, and its
+        # line is bounded, so the marks' expansion keeps the section within Slack's 3,000.
+        title = (scenario_title or "unknown").replace(MARK_START, "&lt;" + MARK_START[1:])
+        line = f"Scenario: `{incident['scenario']}` — {title}"
+        lines.append(line if len(line) <= SCENARIO_LINE else line[: SCENARIO_LINE - 1] + "…")
     blocks = [section("\n".join(lines))]
     if incident["summary"]:
         blocks.append(section("> " + escape(incident["summary"]), verbatim=True))

@@ -62,10 +62,23 @@ async def ack_with_outcome(ack, respond, work: Awaitable[object], *, after: Afte
 
 
 async def done_then_answer(ack, respond, work: Awaitable[object], *, after: AfterAck) -> None:
-    """For buttons: do (and commit) `work`, then acknowledge; `after` answers privately."""
-    text = await outcome(work)
+    """For buttons and forms: do (and commit) `work`, then acknowledge; `after` answers
+    privately.
+
+    Bolt answers Slack only when this returns, so work slower than Slack waits (a row another
+    transaction holds) is acknowledged at ACK_BUDGET anyway, or Slack shows an error (and keeps
+    a form open, to be submitted again) while the change still commits. The person is told it
+    is still in progress, then its outcome, privately.
+    """
+    task = asyncio.ensure_future(outcome(work))
+    done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET)
     await ack()
-    after.start(answer_safely(respond, _ready(text)))
+    after.start(answer_safely(respond, task) if done else _still_working(respond, task))
+
+
+async def _still_working(respond, task: asyncio.Future) -> None:
+    await answer_safely(respond, _ready(STILL_WORKING))
+    await answer_safely(respond, task)
 
 
 async def ack_then(ack, respond, work: Awaitable[object], *, after: AfterAck) -> None:

@@ -206,7 +206,11 @@ class SocketModeConnection:
                 if self.link_disabled:
                     raise Refused(LINK_DISABLED)
                 if stop.is_set():
-                    await self._close(ws, reader)
+                    # No new envelopes; those being handled get their acks out on this
+                    # connection, then it closes (closed first, their acks were lost).
+                    await self._close(None, reader)
+                    await self._finish_handling()
+                    await self._close(ws, None)
                 elif refresh.is_set():
                     previous = (ws, reader)  # keeps receiving until the new one is up
                 else:
@@ -318,11 +322,15 @@ class SocketModeConnection:
         except (ConnectionError, RuntimeError) as error:
             log.warning("Socket Mode: could not acknowledge a %s (%s)", request.type, error)
 
-    async def _close(self, ws: aiohttp.ClientWebSocketResponse, reader: asyncio.Task | None):
-        if self.ws is ws:
-            self.ws = None
-        with contextlib.suppress(Exception):
-            await ws.close()
+    async def _close(
+        self, ws: aiohttp.ClientWebSocketResponse | None, reader: asyncio.Task | None
+    ) -> None:
+        """Close `ws` and stop `reader` (either may be None: left as it is)."""
+        if ws is not None:
+            if self.ws is ws:
+                self.ws = None
+            with contextlib.suppress(Exception):
+                await ws.close()
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(BaseException):
