@@ -132,7 +132,18 @@ class Sender:
             if channel not in self._channels:
                 task = asyncio.create_task(self._deliver_channel(channel))
                 self._channels[channel] = task
-                task.add_done_callback(lambda _, c=channel: self._channels.pop(c, None))
+                task.add_done_callback(lambda done, c=channel: self._delivered(c, done))
+
+    def _delivered(self, channel: str, task: asyncio.Task) -> None:
+        """A channel's delivery ended; one that failed unexpectedly says so (its rows stay
+        owed, and the next dispatch tries again)."""
+        self._channels.pop(channel, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "outbox: delivering to %s failed; its messages stay owed and will be retried",
+                channel,
+                exc_info=task.exception(),
+            )
 
     async def deliver_all(self) -> None:
         """Deliver everything due now and wait for it (used when draining at shutdown)."""

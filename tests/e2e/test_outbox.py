@@ -67,6 +67,27 @@ async def test_a_message_slack_refuses_for_good_is_given_up_and_the_rest_go_on(s
     assert [r["outcome"] for r in rows] == ["failed: not_in_channel", "sent"]
 
 
+async def test_a_delivery_that_fails_unexpectedly_is_logged_and_the_row_stays_owed(
+    sending, caplog
+):
+    """A payload the sender can't read (a bug, an older release's row) raises inside a
+    channel's delivery task: it must be logged, not dropped with the task, and other channels
+    go on."""
+    pool, fake, sender = sending
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "insert into messages (key, channel) values ('m/bad', 'CBAD');"
+            " insert into outbox (message_key, channel, op, payload)"
+            " values ('m/bad', 'CBAD', 'post', '{}')"
+        )
+    await owe(pool, outbox.post, channel="C1", text="goes")
+    await sender.deliver_all()
+    assert "outbox: delivering to CBAD failed" in caplog.text and "KeyError" in caplog.text
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("select channel, done_at is null as owed from outbox order by id")
+    assert [(r["channel"], r["owed"]) for r in rows] == [("CBAD", True), ("C1", False)]
+
+
 async def test_a_revoked_token_keeps_messages_owed(sending):
     pool, fake, sender = sending
     fake.tokens.clear()  # every call now answers invalid_auth
