@@ -73,7 +73,7 @@ async def test_a_delivery_that_fails_unexpectedly_is_logged_and_the_row_stays_ow
     """A payload the sender can't read (a bug, an older release's row) raises inside a
     channel's delivery task: it must be logged, not dropped with the task, and other channels
     go on."""
-    pool, fake, sender = sending
+    pool, _, sender = sending
     async with pool.acquire() as conn:
         await conn.execute(
             "insert into messages (key, channel) values ('m/bad', 'CBAD');"
