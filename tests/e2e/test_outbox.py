@@ -67,9 +67,7 @@ async def test_a_message_slack_refuses_for_good_is_given_up_and_the_rest_go_on(s
     assert [r["outcome"] for r in rows] == ["failed: not_in_channel", "sent"]
 
 
-async def test_a_delivery_that_fails_unexpectedly_is_logged_and_the_row_stays_owed(
-    sending, caplog
-):
+async def test_a_delivery_that_fails_unexpectedly_is_logged_and_the_row_stays_owed(sending, caplog):
     """A payload the sender can't read (a bug, an older release's row) raises inside a
     channel's delivery task: it must be logged, not dropped with the task, and other channels
     go on."""
