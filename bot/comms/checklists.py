@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 
+import aiohttp
 import asyncpg
 from slack_bolt.async_app import AsyncApp
 
@@ -17,7 +20,9 @@ from bot.services import Refusal, Services
 from bot.slack import blocks
 from bot.slack.guard import clicked_channel, done_then_answer
 from bot.slack.ids import Action
+from bot.slack.parsing import USAGE
 
+log = logging.getLogger(__name__)
 _VALUE = re.compile(r"([0-9]{1,12}):(pre|during|post):([0-9]{1,4}):(all|pre|during|post)")
 MAX_ITEMS = 44  # with headers and a context line, under Slack's 50 blocks per message
 
@@ -139,8 +144,24 @@ async def tick_clicked(services: Services, body: dict, respond) -> None:
             kind="checklist_tick",
             detail={"phase": phase, "item": names[index]},
         )
-    view = await _view(services, incident, shown)
-    await respond(text="Rollback checklist", blocks=view, replace_original=True)
+    # Shown again once acknowledged: however that goes, the tick is recorded.
+    services.after_ack.start(_show_again(services, incident, shown, respond))
+
+
+async def _show_again(services: Services, incident, shown: str, respond) -> None:
+    """Redraw the list the Tick was pressed in; if that fails, say the tick still counts."""
+    try:
+        view = await _view(services, incident, shown)
+        await respond(text="Rollback checklist", blocks=view, replace_original=True)
+    except (OSError, TimeoutError, aiohttp.ClientError, asyncpg.PostgresError) as error:
+        log.warning("checklist not shown again after a tick: %s", error)
+        with contextlib.suppress(OSError, TimeoutError, aiohttp.ClientError):
+            await respond(
+                text=":warning: Your tick is recorded, but I couldn't show the list again "
+                f"({type(error).__name__}). `{USAGE['checklist']}` shows it.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -148,7 +169,8 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(Action.TICK_CHECKLIST)
     async def tick_item(ack, body, respond) -> None:
-        # The tick is recorded before the acknowledgement, like every button's change.
+        # The tick is recorded before the acknowledgement, like every button's change; the
+        # list is shown again after it.
         await done_then_answer(
             ack, respond, tick_clicked(services, body, respond), after=services.after_ack
         )

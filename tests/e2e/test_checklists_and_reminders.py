@@ -86,6 +86,30 @@ async def test_checklist_items_are_ticked_by_backup_steps_rehearsal_run_notice_a
     assert "verification passed" in every["All services running"]["text"]["text"]
 
 
+async def test_a_tick_whose_list_cant_be_shown_again_still_counts_and_says_so(
+    start_bot, fake, tmp_path
+):
+    """Slack's response URL stalls past the bot's 10 s timeout when the list is redrawn. The
+    click is acknowledged without waiting for it (the tick is committed first), and the person
+    is told the tick is recorded. Before: "Still working" at 2.5 s, then "nothing was
+    changed" at 12.5 s, although the tick was in the audit log."""
+    write_comms_runbook(tmp_path)
+    bot = await start_bot(rewrite=False)
+    manual = lines(await answer(fake, await command(bot, fake, "checklist")))
+    value = manual["Current state documented"]["accessory"]["value"]
+    fake.fail("response_url", times=1, delay=12)  # the redraw
+    url = await click(bot, fake, HELPER, "checklist_tick", value)
+    await wait_row(start_bot.dsn, "select 1 from events where kind = 'checklist_tick'")
+    deadline = asyncio.get_running_loop().time() + 20
+    while not any("tick is recorded" in r.body.get("text", "") for r in fake.responses_to(url)):
+        assert asyncio.get_running_loop().time() < deadline, fake.responses_to(url)
+        await asyncio.sleep(0.1)
+    said = [r.body.get("text", "") for r in fake.responses_to(url)]
+    assert not any("nothing was changed" in text for text in said), said
+    # acknowledged without waiting for the redraw: not held to the 2.5 s "Still working"
+    assert not any("Still working" in text for text in said), said
+
+
 async def test_postmortem_reminder_fires_once_per_deadline_across_two_processes_until_done(
     start_bot, fake, tmp_path
 ):
