@@ -251,11 +251,11 @@ async def test_the_declare_audit_row_and_requester_bear_the_incidents_declared_a
 def _times() -> list[datetime]:
     """Minute edges, a leap day, offsets whose UTC date differs, and a seeded random spread."""
     edges = [
-        datetime(2026, 12, 2, 23, 59, 59, 999999, tzinfo=UTC),
-        datetime(2026, 12, 3, 0, 0, tzinfo=UTC),
+        datetime(2024, 6, 30, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2024, 7, 1, 0, 0, tzinfo=UTC),
         datetime(2028, 2, 29, 12, 30, 0, 500000, tzinfo=UTC),
-        datetime(2026, 12, 3, 1, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))),
-        datetime(2026, 12, 2, 20, 0, tzinfo=timezone(timedelta(hours=-8))),
+        datetime(2024, 7, 1, 1, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(2024, 6, 30, 20, 0, tzinfo=timezone(timedelta(hours=-8))),
     ]
     rng, start = random.Random(12), datetime(2000, 1, 1, tzinfo=UTC)
     spread = [start + timedelta(seconds=rng.uniform(0, 100 * 365 * 86400)) for _ in range(500)]
@@ -282,7 +282,7 @@ async def test_the_first_message_shows_the_id_and_time_the_database_gave_the_inc
     the incident: exactly what rendering the written row says. The marks can't be typed: in a
     summary they are escaped like any user text, and stay as typed."""
     summary = "orders <rb:incident-id> & <rb:declared-at> lost"
-    detected = datetime(2026, 12, 2, 19, 0, tzinfo=UTC)
+    detected = datetime(2024, 6, 30, 19, 0, tzinfo=UTC)
     await workflow.declare(
         services, channel="C1", user="U1", severity=severity, scenario="database",
         summary=summary, detected_at=detected, response_url="https://hooks.example/r1",
