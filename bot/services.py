@@ -28,27 +28,31 @@ def _ignore(*_args: object) -> None:
     return None
 
 
-class AfterAck:
-    """What a handler still does once Slack has its acknowledgement: a private answer, a modal
-    to open, the Home tab. Held here until done, and waited for at shutdown.
+class Background:
+    """Tasks that outlive the code that started them: held until done (the loop keeps only a
+    weak reference to a task), a failure logged, and given a bounded wait at shutdown.
 
-    Bolt answers Slack as soon as a handler returns (`process_before_response`), not on a
-    10 ms poll for the ack, so a handler acknowledges, hands the rest to `start`, and returns.
+    `Services.after_ack` holds what a handler still does once Slack has its acknowledgement
+    (a private answer, a modal to open, the Home tab): Bolt answers Slack as soon as a handler
+    returns (`process_before_response`), not on a 10 ms poll for the ack, so a handler
+    acknowledges, hands the rest to `start`, and returns.
     """
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task] = set()
 
-    def start(self, work: Awaitable[object]) -> None:
+    def start(self, work: Awaitable[object], name: str | None = None) -> None:
         """Run `work` in the background; a failure is logged, never lost silently."""
         task = asyncio.ensure_future(work)
-        self._tasks.add(task)  # the loop keeps only a weak reference to a task
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("work after an acknowledgement failed", exc_info=task.exception())
+            log.error("background work %s failed", task.get_name(), exc_info=task.exception())
 
     async def finish(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for what is in flight, then cancel what is left."""
@@ -76,7 +80,7 @@ class Services:
     data_dir: Path | None = None  # ROLLBACK_DATA_DIR: post-mortems are written under it
     slack: Any = None  # the Web API client, for calls that are not chat messages (canvases…)
     http: Any = None  # one aiohttp session for private answers (response_urls)
-    after_ack: AfterAck = field(default_factory=AfterAck)
+    after_ack: Background = field(default_factory=Background)
 
     def scenario_title(self, key: str | None) -> str:
         """The runbook's title for a scenario key ('' when unknown or None)."""

@@ -15,7 +15,7 @@ import logging
 from bot.comms import notice, postmortem
 from bot.incidents import store
 from bot.lifecycle import format_id
-from bot.services import Services
+from bot.services import Background, Services
 
 log = logging.getLogger(__name__)
 # A claim older than this is taken as abandoned (its process died) and may be taken again.
@@ -27,19 +27,15 @@ class Aftercare:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks = Background()
 
     def run_finished(self, run_id: int) -> None:
         """The hook for `services.run_finished`: start the after-run work for `run_id`."""
-        task = asyncio.get_running_loop().create_task(self.after(run_id), name=f"after-{run_id}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.start(self.after(run_id), name=f"after-{run_id}")
 
     def incident_closed(self, incident_id: int) -> None:
         """The hook for `services.incident_closed`: bring its post-mortem up to date."""
-        task = asyncio.get_running_loop().create_task(self._refresh(incident_id))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.start(self._refresh(incident_id), name=f"postmortem-refresh-{incident_id}")
 
     async def _refresh(self, incident_id: int) -> None:
         try:
@@ -109,9 +105,4 @@ class Aftercare:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Give running after-run work a little time to finish, then cancel it."""
-        if not self.tasks:
-            return
-        _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await self.tasks.finish(timeout)

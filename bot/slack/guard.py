@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 import asyncpg
 from slack_sdk.errors import SlackApiError
 
-from bot.services import AfterAck, Refusal
+from bot.services import Background, Refusal
 from bot.slack.outbox import slack_error_code
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ ACK_BUDGET = 2.5  # seconds: Slack waits 3 s for the acknowledgement
 STILL_WORKING = ":hourglass_flowing_sand: Still working on that; I'll answer here when it's done."
 
 
-async def ack_with_outcome(ack, respond, work: Awaitable[object], *, after: AfterAck) -> None:
+async def ack_with_outcome(ack, respond, work: Awaitable[object], *, after: Background) -> None:
     """Acknowledge done work: await `work` (it commits), then ack with its answer.
 
     The HTTP response Slack gets is the outcome, so an acknowledged change is never lost:
@@ -61,7 +61,7 @@ async def ack_with_outcome(ack, respond, work: Awaitable[object], *, after: Afte
         await ack(response_type="ephemeral", text=answer)
 
 
-async def done_then_answer(ack, respond, work: Awaitable[object], *, after: AfterAck) -> None:
+async def done_then_answer(ack, respond, work: Awaitable[object], *, after: Background) -> None:
     """For buttons and forms: do (and commit) `work`, then acknowledge; `after` answers
     privately.
 
@@ -81,7 +81,7 @@ async def _still_working(respond, task: asyncio.Future) -> None:
     await answer_safely(respond, task)
 
 
-async def ack_then(ack, respond, work: Awaitable[object], *, after: AfterAck) -> None:
+async def ack_then(ack, respond, work: Awaitable[object], *, after: Background) -> None:
     """For work that may outlast Slack's 3 s and changes nothing the ack promises: acknowledge
     at once; `after` does `work` and answers privately with its outcome."""
     await ack()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.services import AfterAck, Refusal
+from bot.services import Background, Refusal
 from bot.slack import guard
 
 
@@ -22,7 +22,7 @@ async def test_the_ack_is_the_answer_of_the_finished_work():
     async def work() -> str:
         return "RB-3 is resolved."
 
-    await guard.ack_with_outcome(ack, respond, work(), after=AfterAck())
+    await guard.ack_with_outcome(ack, respond, work(), after=Background())
     assert ack.calls == [{"response_type": "ephemeral", "text": "RB-3 is resolved."}]
     assert respond.calls == []
 
@@ -33,13 +33,13 @@ async def test_a_refusal_is_acked_as_a_warning_and_blocks_ride_along():
     async def refused() -> str:
         raise Refusal("RB-3 belongs to <#C1>; resolve it there. Nothing changed.")
 
-    await guard.ack_with_outcome(ack, respond, refused(), after=AfterAck())
+    await guard.ack_with_outcome(ack, respond, refused(), after=Background())
     assert ack.calls[0]["text"].startswith(":warning: RB-3 belongs to <#C1>")
 
     async def preview() -> dict:
         return {"text": "Preview", "blocks": [{"type": "divider"}]}
 
-    await guard.ack_with_outcome(ack, respond, preview(), after=AfterAck())
+    await guard.ack_with_outcome(ack, respond, preview(), after=Background())
     assert ack.calls[1] == {
         "response_type": "ephemeral",
         "text": "Preview",
@@ -58,7 +58,7 @@ async def test_work_slower_than_slack_waits_is_acked_as_still_working_then_answe
         await release.wait()
         return "RB-3 is resolved."
 
-    after = AfterAck()
+    after = Background()
     # the handler returns at once (Bolt answers Slack then); the outcome follows from `after`
     await guard.ack_with_outcome(ack, respond, slow(), after=after)
     assert ack.calls == [{"response_type": "ephemeral", "text": guard.STILL_WORKING}]
@@ -71,7 +71,7 @@ async def test_work_slower_than_slack_waits_is_acked_as_still_working_then_answe
 
 
 async def test_a_button_acks_once_its_work_is_done_and_answers_after_returning():
-    respond, after = Recorder(), AfterAck()
+    respond, after = Recorder(), Background()
     order = []
 
     async def work() -> str:
@@ -90,7 +90,7 @@ async def test_a_button_acks_once_its_work_is_done_and_answers_after_returning()
 
 
 async def test_long_work_is_acked_first_and_answered_when_done():
-    ack, respond, after = Recorder(), Recorder(), AfterAck()
+    ack, respond, after = Recorder(), Recorder(), Background()
     release = asyncio.Event()
 
     async def checklist() -> str:
@@ -105,7 +105,7 @@ async def test_long_work_is_acked_first_and_answered_when_done():
 
 
 async def test_work_after_an_ack_that_fails_is_logged_and_shutdown_cancels_what_hangs(caplog):
-    after = AfterAck()
+    after = Background()
 
     async def broken() -> None:
         raise KeyError("channel")
@@ -115,6 +115,6 @@ async def test_work_after_an_ack_that_fails_is_logged_and_shutdown_cancels_what_
     after.start(never.wait())
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert "work after an acknowledgement failed" in caplog.text
+    assert "background work" in caplog.text and "failed" in caplog.text
     await after.finish(timeout=0.05)  # returns although one task would wait forever
     assert not after._tasks
