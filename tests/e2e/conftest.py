@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from actions.runbook import load_runbook
 from bot.db.postgres import create_pool, migrate
+from bot.services import Services
 from bot.slack import outbox
 from tests.e2e.harness import TOKEN, Bot, bot_env, free_port, write_runbook
 from tests.e2e.socket_support import APP_TOKEN, SocketBot
@@ -143,4 +145,14 @@ async def sending(fresh_database):
     async with FakeSlack() as fake:
         client = AsyncWebClient(token=TOKEN, base_url=fake.base_url)
         yield pool, fake, outbox.Sender(pool, client, min_interval=0)
+    await pool.close()
+
+
+@pytest.fixture
+async def services(fresh_database, tmp_path):
+    """The workflow layer's Services on a migrated fresh database, with the harness runbook."""
+    await migrate(fresh_database)
+    pool = await create_pool(fresh_database, max_size=4)
+    runbook = load_runbook(write_runbook(tmp_path / "runbook.toml"))
+    yield Services(pool=pool, runbook=runbook, process_id="test")
     await pool.close()

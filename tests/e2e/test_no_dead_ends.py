@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from actions.runbook import load_runbook
 from bot.app import flow
-from bot.db.postgres import create_pool, migrate
 from bot.incidents import flow as workflow
 from bot.lifecycle import Event, Severity
 from bot.runs import admin as run_admin
 from bot.runs.executor import RESUME_GRACE
-from bot.services import Refusal, Services
-from tests.e2e.harness import write_runbook
+from bot.services import Refusal
 
 CHANNEL = "CDEADEND1"
 PEOPLE = "UDECLARE1"
@@ -33,15 +30,6 @@ PAIRS = [
     ("rolled_back", "succeeded"),
     ("rollback_failed", "aborted"),
 ]
-
-
-@pytest.fixture
-async def services(fresh_database, tmp_path):
-    await migrate(fresh_database)
-    pool = await create_pool(fresh_database, max_size=4)
-    runbook = load_runbook(write_runbook(tmp_path / "runbook.toml"))
-    yield Services(pool=pool, runbook=runbook, process_id="test")
-    await pool.close()
 
 
 async def leave(services, incident_state: str, run_state: str) -> tuple[int, int]:

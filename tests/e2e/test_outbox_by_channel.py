@@ -13,15 +13,13 @@ import asyncpg
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from actions.runbook import load_runbook
 from bot.db import postgres
 from bot.db.postgres import create_pool, migrate
 from bot.incidents import flow as workflow
 from bot.incidents.approvals import root_key
 from bot.lifecycle import Severity
-from bot.services import Services
 from bot.slack import blocks, outbox
-from tests.e2e.harness import TOKEN, write_runbook
+from tests.e2e.harness import TOKEN
 from tests.e2e.test_outbox import assert_lookups_read_a_handful_of_rows, owe
 from tests.fake_slack.server import FakeSlack
 
@@ -168,15 +166,6 @@ async def test_a_message_owed_during_the_dispatch_gap_is_delivered_at_once(sendi
 
 def rng_delay(n: int) -> float:
     return (n * 7 % 11) / 100  # 0 to 100 ms: inside and outside the 50 ms gap
-
-
-@pytest.fixture
-async def services(fresh_database, tmp_path):
-    await migrate(fresh_database)
-    pool = await create_pool(fresh_database, max_size=4)
-    runbook = load_runbook(write_runbook(tmp_path / "runbook.toml"))
-    yield Services(pool=pool, runbook=runbook, process_id="test")
-    await pool.close()
 
 
 async def _rows(services) -> dict[str, int]:
